@@ -1,0 +1,52 @@
+"""The `autoquant` command: thin, it parses, validates and calls library functions.
+
+Each command group lives in its own module with a `register(app)` function.
+Errors a user can cause (`UserError`) print one line on stderr and exit with the
+error's code (2 for bad input, 3 when no plan fits); typer's own usage errors also exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from autoquant.cli import estimate, export, hardware, profile, search
+from autoquant.errors import UserError
+
+app = typer.Typer(
+    name="autoquant",
+    help="Find the best mixed-precision quantization plan for an LLM on a given GPU.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+for _module in (search, profile, estimate, hardware, export):
+    _module.register(app)
+
+
+@app.callback()
+def _root() -> None:
+    """Find the best mixed-precision quantization plan for an LLM on a given GPU."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point. Returns the exit code (also used by tests)."""
+    try:
+        app(args=argv, prog_name="autoquant")  # standalone: usage errors print and exit 2
+    except SystemExit as e:
+        code = e.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except UserError as e:
+        print(f"autoquant: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("autoquant: interrupted (finished work is cached; re-run to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Options and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+console = Console()  # results: stdout
+err_console = Console(stderr=True)  # progress and notes: stderr, so --json output stays clean
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--model",
+        "-m",
+        help="Hugging Face hub id, local model directory, or .gguf file. "
+        "Default: the embedded SmolLM2-135M-Instruct.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]

@@ -1,0 +1,9 @@
+"""`autoquant profile` commands (not written yet)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
