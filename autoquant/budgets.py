@@ -35,7 +35,7 @@ def parse_size(text: str, what: str = "budget") -> int:
         )
     value = float(m.group(1)) * _SIZE_UNITS[unit]
     if value <= 0:
-        raise UserError(f"invalid {what} {text!r}: must be positive")
+        raise UserError(f"invalid {what} {text!r}: must be a positive size such as 24GB")
     return int(round(value))
 
 

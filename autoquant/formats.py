@@ -61,6 +61,8 @@ class QuantFormat:
                 "int8|int4-pc|g32|g64|g128-sym|asym (e.g. int4-g128-asym, int8-pc-sym)"
             )
         dtype, gran, group, sym = m.groups()
+        if group and int(group) not in GROUP_SIZES:
+            raise ValueError(f"unsupported group size in {text!r}; expected one of g32, g64, g128 or pc")
         return cls(dtype, int(group) if group else None, sym == "sym")
 
     def __str__(self) -> str:

@@ -1,0 +1,66 @@
+"""The CLI's contract: --help, exit codes, one-line errors, JSON output."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autoquant.cli import main
+
+
+def run(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_lists_the_commands(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    for command in ("search", "profile", "estimate", "evaluate", "hardware"):
+        assert command in out
+
+
+def test_estimate_json_on_a_config_only_llama2_7b(tmp_path, capsys):
+    from test_memory import LLAMA2_7B
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
+    code, out, _ = run(["estimate", "--model", str(tmp_path), "--plan", "int4-g128-asym", "--json"], capsys)
+    assert code == 0
+    d = json.loads(out)
+    assert {"weights_bytes", "kv_cache_bytes", "total_bytes"} <= d.keys()
+    assert d["kv_cache_bytes"] == 2 * 2**30
+    assert d["total_bytes"] > d["weights_bytes"] > 3e9
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [(["estimate", "--plan", "int5"], "unknown format"),
+     (["estimate", "--model", "./nope"], "neither an existing path"),
+     (["estimate", "--model", "missing.gguf"], "not found"),
+     (["estimate", "--plan", "missing-plan.json"], "plan file not found"),
+     (["estimate", "--batch", "0"], "at least 1")],
+)
+def test_bad_input_exits_2_with_one_line(args, match, capsys):
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert match in err and err.count("\n") == 1 and err.startswith("autoquant: error:")
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, err = run(["estimate", "--batch", "many"], capsys)
+    assert code == 2
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    from test_memory import LLAMA2_7B
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA2_7B))
+    proc = subprocess.run([sys.executable, "-m", "autoquant", "estimate", "--model", str(tmp_path), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert abs(json.loads(proc.stdout)["weights_bytes"] / 13.48e9 - 1) < 0.01
+    bad = subprocess.run([sys.executable, "-m", "autoquant", "estimate", "--plan", "int4-g100-sym"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

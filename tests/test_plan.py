@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from autoquant.errors import UserError
+from autoquant.formats import QuantFormat
+from autoquant.layers import discover_layers
+from autoquant.plan import PLAN_VERSION, Plan, resolve_plan
+from conftest import tiny_model
+
+
+@pytest.fixture
+def layers():
+    return discover_layers(tiny_model("llama"))
+
+
+def test_save_load_round_trip(tmp_path, layers):
+    plan = Plan.uniform("int4-g128-asym", layers, model="tiny")
+    plan.formats[layers[-1].name] = QuantFormat.parse("int8-pc-sym")
+    plan.metadata["note"] = "mixed"
+    path = plan.save(tmp_path / "p" / "plan.json")
+    loaded = Plan.load(path)
+    assert loaded.formats == plan.formats and loaded.metadata == plan.metadata
+    assert json.loads(path.read_text())["autoquant_plan_version"] == PLAN_VERSION
+    assert loaded.summary() == "int4-g128-asym x14, int8-pc-sym x1"
+
+
+def test_resolve_uniform_or_file(tmp_path, layers):
+    assert set(resolve_plan("int8-pc-sym", layers).formats.values()) == {QuantFormat.parse("int8-pc-sym")}
+    path = Plan.uniform("fp16", layers).save(tmp_path / "plan.json")
+    assert resolve_plan(str(path), layers).formats[layers[0].name].is_float
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [("{", "not valid JSON"), ('{"autoquant_plan_version": 99, "layers": {}}', "version"),
+     ('{"autoquant_plan_version": 1, "layers": {"x": "int9"}}', "malformed")],
+)
+def test_bad_plan_files_are_user_errors(tmp_path, layers, content, match):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match=match):
+        resolve_plan(str(path), layers)
+
+
+def test_plan_for_another_model_is_refused(tmp_path, layers):
+    other = discover_layers(tiny_model("gpt2"))
+    path = Plan.uniform("fp16", other).save(tmp_path / "gpt2.json")
+    with pytest.raises(UserError, match="does not match"):
+        resolve_plan(str(path), layers)
+    with pytest.raises(UserError, match="not found"):
+        resolve_plan(str(tmp_path / "missing.json"), layers)
