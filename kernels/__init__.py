@@ -1,0 +1,12 @@
+"""Triton kernels for weight-only quantized matmul, and the module that uses them.
+
+    from kernels import QuantLinear, wo_matmul
+    layer = QuantLinear.from_linear(linear, QuantFormat.parse("int4-g128-asym"))
+    y = layer(x)                         # CUDA: Triton kernels; CPU: reference path
+    y = wo_matmul(x, quantize(w, fmt))   # the functional entry point
+"""
+
+from kernels.quant_linear import QuantLinear, reference_matmul
+from kernels.wo_matmul import SMALL_M_MAX, KernelConfig, wo_matmul, wo_matmul_packed
+
+__all__ = ["QuantLinear", "reference_matmul", "wo_matmul", "wo_matmul_packed", "KernelConfig", "SMALL_M_MAX"]

@@ -1,0 +1,109 @@
+"""`QuantLinear`: a linear layer whose weight stays packed, as `autoquant.quant` writes it.
+
+On CUDA, `forward` calls the Triton kernels; elsewhere it runs the same packed data
+through `reference_matmul` (dequantize in float32, then matmul), so a quantized model
+works on any device. Its `state_dict()` (codes, scales, zeros, bias) is the exportable
+checkpoint: `QuantLinear(in, out, fmt, bias=...)` + `load_state_dict` restores it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autoquant.formats import QuantFormat
+from autoquant.layers import linear_weight
+from autoquant.quant import QuantizedWeight, dequantize, quantize
+from kernels.wo_matmul import wo_matmul_packed
+
+_KERNEL_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def reference_matmul(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """`x @ dequant(W)^T (+ bias)` in float32 on any device, returned in x's dtype."""
+    w = dequantize(qw, torch.float32).to(x.device)
+    y = x.float() @ w.t()
+    if bias is not None:
+        y = y + bias.float()
+    return y.to(x.dtype)
+
+
+class QuantLinear(nn.Module):
+    """y = x @ dequant(W)^T + b with W [out_features, in_features] stored in `format`."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        fmt: QuantFormat | str,
+        bias: bool = False,
+        dtype: torch.dtype = torch.float16,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        fmt = QuantFormat.parse(fmt) if isinstance(fmt, str) else fmt
+        if fmt.is_float:
+            raise ValueError(f"QuantLinear stores integer formats; keep {fmt} layers as nn.Linear")
+        if dtype not in _KERNEL_DTYPES:
+            raise ValueError(f"compute dtype must be fp16 or bf16, got {dtype}")
+        self.in_features = in_features
+        self.out_features = out_features
+        self.format = fmt
+        self.dtype = dtype  # activations are cast to it for the kernel; the output keeps x's dtype
+        code_cols = in_features if fmt.bits == 8 else (in_features + 1) // 2
+        g = fmt.groups(in_features)
+        self.register_buffer("codes", torch.zeros(out_features, code_cols, dtype=torch.uint8, device=device))
+        self.register_buffer("scales", torch.zeros(out_features, g, dtype=torch.float16, device=device))
+        zeros = None if fmt.symmetric else torch.zeros(out_features, g, dtype=torch.uint8, device=device)
+        self.register_buffer("zeros", zeros)
+        self.register_buffer("bias", torch.zeros(out_features, dtype=dtype, device=device) if bias else None)
+
+    # ---- construction ---------------------------------------------------------
+    @classmethod
+    def from_quantized(
+        cls, qw: QuantizedWeight, bias: torch.Tensor | None = None, dtype: torch.dtype = torch.float16
+    ) -> QuantLinear:
+        n, k = qw.shape
+        device = qw.codes.device
+        mod = cls(k, n, qw.format, bias=bias is not None, dtype=dtype, device=device)
+        mod.codes.copy_(qw.codes)
+        mod.scales.copy_(qw.scales)
+        if qw.zeros is not None:
+            mod.zeros.copy_(qw.zeros)
+        if bias is not None:
+            mod.bias.copy_(bias.detach().to(device=device, dtype=dtype))
+        return mod
+
+    @classmethod
+    def from_weight(
+        cls, weight: torch.Tensor, bias: torch.Tensor | None, fmt: QuantFormat | str, dtype: torch.dtype | None = None
+    ) -> QuantLinear:
+        """Quantize a weight given as [out, in] (transpose GPT-2 Conv1D weights first)."""
+        fmt = QuantFormat.parse(fmt) if isinstance(fmt, str) else fmt
+        if dtype is None:
+            dtype = weight.dtype if weight.dtype in _KERNEL_DTYPES else torch.float16
+        return cls.from_quantized(quantize(weight.detach(), fmt), bias, dtype)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Module, fmt: QuantFormat | str, dtype: torch.dtype | None = None) -> QuantLinear:
+        """From an nn.Linear or a GPT-2 Conv1D (its [in, out] weight is read as [out, in])."""
+        return cls.from_weight(linear_weight(linear), linear.bias, fmt, dtype)
+
+    # ---- use ---------------------------------------------------------------------
+    def quantized(self) -> QuantizedWeight:
+        return QuantizedWeight(self.format, (self.out_features, self.in_features), self.codes, self.scales, self.zeros)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_cuda:
+            return reference_matmul(x, self.quantized(), self.bias)
+        xin = x if x.dtype == self.dtype else x.to(self.dtype)
+        y = wo_matmul_packed(
+            xin, self.codes, self.scales, self.zeros, self.format, self.out_features, self.in_features, self.bias
+        )
+        return y if y.dtype == x.dtype else y.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, format={self.format}, "
+            f"bias={self.bias is not None}, dtype={self.dtype}"
+        )

@@ -1,0 +1,484 @@
+"""Weight-only quantized matmul `y = x @ dequant(W)^T` in Triton, autotuned.
+
+The weight stays in the layout `autoquant.quant` writes (see `autoquant.formats`):
+codes uint8 [N, K] (int8) or [N, ceil(K/2)] (int4, code 2j in the low nibble of byte
+j), fp16 scales [N, G] and, for asymmetric formats, uint8 zero-points [N, G].
+
+Two kernels, one per regime:
+
+* `_small_m_kernel` (M <= 16, decode): memory-bound on the weight. Computes y^T = W x^T
+  so the dequantized weight tile is the *A* operand of `tl.dot` and can stay in
+  registers (Hopper's wgmma takes A from registers); x^T, 16 columns at most, is B.
+  int4 bytes are not interleaved: low nibbles are multiplied with x[0::2] and high
+  nibbles with x[1::2], two dots per step. Split-K spreads small layers over the
+  GPU; the last program of a column tile to finish sums the partials (one launch,
+  deterministic, no memset).
+* `_large_m_kernel` (M > 16, prefill): a plain tiled GEMM whose B tile is dequantized
+  in registers (`tl.join` interleaves the nibbles) before `tl.dot`.
+
+Format knobs other than the bit width are runtime arguments, so one compiled
+variant serves every group size and both zero-point modes: a block of BLOCK_K
+inputs never straddles a scale group (configs are pruned to BLOCK_K | GROUP), and a
+symmetric format reads its fixed zero-point from a one-byte tensor with stride 0.
+
+Codes become fp16 through the exponent trick (0x6400 | q is 1024 + q in fp16) rather
+than an int->float conversion, whose throughput on Hopper is below what streaming
+int4 at full bandwidth needs; (q - z) is then exact and one multiply by the scale
+rounds once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from autoquant.formats import QuantFormat
+from autoquant.quant import QuantizedWeight
+
+SMALL_M_MAX = 16  # M up to this runs the decode kernel (tokens are one 16-wide dot operand)
+MAX_SPLIT_K = 8
+_SPLIT_MAX_N = 16384  # split-K only pays on layers too narrow to fill the GPU
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def m_bucket(m: int) -> int:
+    """Autotuning key for the token count: the next power of two (capped)."""
+    return min(1 << max(m - 1, 0).bit_length(), 4096)
+
+
+# ---------------------------------------------------------------------------
+# kernels
+# ---------------------------------------------------------------------------
+@triton.jit
+def _code_to_fp16(q):
+    """uint8 code q -> 1024 + q in fp16, exactly (the exponent of 1024 has ulp 1)."""
+    return (q.to(tl.uint16) | 0x6400).to(tl.float16, bitcast=True)
+
+
+@triton.jit
+def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, g, stride_sn, stride_zn, stride_zg):
+    """Scale [BN] and 1024 + zero-point [BN] (fp16) of group g for rows offs_n."""
+    s = tl.load(s_ptr + offs_n * stride_sn + g, mask=n_mask, other=0.0)
+    z = tl.load(z_ptr + offs_n * stride_zn + g * stride_zg, mask=n_mask, other=0)
+    return s, _code_to_fp16(z)
+
+
+@triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
+def _small_m_kernel(
+    x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr, ws_ptr, lock_ptr,
+    M, N, K, GROUP, SPLIT_K,
+    stride_xm, stride_cn, stride_sn, stride_zn, stride_zg, stride_ym,
+    M_BUCKET,
+    BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_M: tl.constexpr = 16,
+):
+    PACK: tl.constexpr = 8 // BITS  # codes per byte
+    BKB: tl.constexpr = BLOCK_K // PACK  # bytes of a row per step
+    dtype = x_ptr.dtype.element_ty
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_b = tl.arange(0, BKB)
+    n_mask = offs_n < N
+    m_mask = offs_m < M
+    row_bytes = (K + PACK - 1) // PACK
+
+    steps_per_split = tl.cdiv(tl.cdiv(K, BLOCK_K), SPLIT_K)
+    k_begin = pid_k * steps_per_split * BLOCK_K
+    k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
+
+    c_rows = c_ptr + offs_n[:, None] * stride_cn
+    x_cols = x_ptr + offs_m[None, :] * stride_xm
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for k0 in range(k_begin, k_end, BLOCK_K):
+        kb = k0 // PACK + offs_b
+        byt = tl.load(c_rows + kb[None, :], mask=n_mask[:, None] & (kb[None, :] < row_bytes), other=0)
+        s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 // GROUP, stride_sn, stride_zn, stride_zg)
+        s = s[:, None]
+        zf = zf[:, None]
+        if BITS == 8:
+            w = ((_code_to_fp16(byt) - zf) * s).to(dtype)
+            xk = k0 + offs_b
+            xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
+            acc = tl.dot(w, xt, acc)
+        else:
+            w_lo = ((_code_to_fp16(byt & 0xF) - zf) * s).to(dtype)
+            w_hi = ((_code_to_fp16(byt >> 4) - zf) * s).to(dtype)
+            xk = k0 + 2 * offs_b
+            xe = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
+            xo = tl.load(x_cols + xk[:, None] + 1, mask=m_mask[None, :] & (xk[:, None] + 1 < K), other=0.0)
+            acc = tl.dot(w_lo, xe, acc)
+            acc = tl.dot(w_hi, xo, acc)
+
+    y_ptrs = y_ptr + offs_m[None, :] * stride_ym + offs_n[:, None]
+    out_mask = n_mask[:, None] & m_mask[None, :]
+    if SPLIT_K == 1:
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[:, None]
+        tl.store(y_ptrs, acc.to(dtype), mask=out_mask)
+    else:
+        # Split-K: park the partial, count arrivals; the last program of this column
+        # tile sums all partials in a fixed order and resets the counter for the next launch.
+        ws_ptrs = ws_ptr + offs_m[None, :] * N + offs_n[:, None]
+        tl.store(ws_ptrs + pid_k * M * N, acc, mask=out_mask)
+        tl.debug_barrier()
+        arrived = tl.atomic_add(lock_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT_K - 1:
+            total = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+            for s_idx in range(0, SPLIT_K):
+                total += tl.load(ws_ptrs + s_idx * M * N, mask=out_mask, other=0.0, cache_modifier=".cg")
+            if HAS_BIAS:
+                total += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[:, None]
+            tl.store(y_ptrs, total.to(dtype), mask=out_mask)
+            tl.atomic_xchg(lock_ptr + pid_n, 0, sem="relaxed", scope="gpu")
+
+
+@triton.jit(do_not_specialize=["GROUP", "M_BUCKET", "stride_zn", "stride_zg"])
+def _large_m_kernel(
+    x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr,
+    M, N, K, GROUP,
+    stride_xm, stride_cn, stride_sn, stride_zn, stride_zg, stride_ym,
+    M_BUCKET,
+    BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr = 8,
+):
+    PACK: tl.constexpr = 8 // BITS
+    BKB: tl.constexpr = BLOCK_K // PACK
+    dtype = x_ptr.dtype.element_ty
+    # Grouped tile order: GROUP_M row tiles share each weight tile while it is in L2.
+    pid = tl.program_id(0)
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    per_group = GROUP_M * tiles_n
+    first_m = (pid // per_group) * GROUP_M
+    group_rows = tl.minimum(tiles_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % per_group) % group_rows
+    pid_n = (pid % per_group) // group_rows
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    offs_b = tl.arange(0, BKB)
+    m_mask = offs_m < M
+    n_mask = offs_n < N
+    row_bytes = (K + PACK - 1) // PACK
+
+    x_rows = x_ptr + offs_m[:, None] * stride_xm
+    c_rows = c_ptr + offs_n[:, None] * stride_cn
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        xk = k0 + offs_k
+        x = tl.load(x_rows + xk[None, :], mask=m_mask[:, None] & (xk[None, :] < K), other=0.0)
+        kb = k0 // PACK + offs_b
+        byt = tl.load(c_rows + kb[None, :], mask=n_mask[:, None] & (kb[None, :] < row_bytes), other=0)
+        s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 // GROUP, stride_sn, stride_zn, stride_zg)
+        s = s[:, None]
+        zf = zf[:, None]
+        if BITS == 8:
+            w = ((_code_to_fp16(byt) - zf) * s).to(dtype)
+        else:
+            w_lo = (_code_to_fp16(byt & 0xF) - zf) * s
+            w_hi = (_code_to_fp16(byt >> 4) - zf) * s
+            w = tl.reshape(tl.join(w_lo, w_hi), (BLOCK_N, BLOCK_K)).to(dtype)
+        acc = tl.dot(x, tl.trans(w), acc)
+
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+    tl.store(y_ptrs, acc.to(dtype), mask=m_mask[:, None] & n_mask[None, :])
+
+
+# ---------------------------------------------------------------------------
+# configs and autotuning
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KernelConfig:
+    """One launch configuration; `block_m` only matters for the large-M kernel, `split_k` for the small."""
+
+    block_n: int
+    block_k: int
+    num_warps: int = 4
+    num_stages: int = 3
+    split_k: int = 1
+    block_m: int = 16
+
+    def triton_config(self, small: bool) -> triton.Config:
+        kw = {"BLOCK_N": self.block_n, "BLOCK_K": self.block_k}
+        if small:
+            kw["SPLIT_K"] = self.split_k
+        else:
+            kw["BLOCK_M"] = self.block_m
+        return triton.Config(kw, num_warps=self.num_warps, num_stages=self.num_stages)
+
+
+# (BLOCK_N, BLOCK_K, warps, stages): few distinct compiled variants; SPLIT_K is a runtime
+# argument, so the split factors multiply benchmarks but not compilations.
+_SMALL_TILES = [
+    (64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 4), (128, 64, 4, 4), (128, 32, 4, 6),
+    (128, 128, 8, 4), (256, 128, 8, 3), (256, 64, 8, 4), (64, 64, 4, 6), (64, 32, 4, 8),
+]
+_SPLITS = (1, 2, 4, 8)
+_LARGE_TILES = [
+    # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages)
+    (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 4),
+    (64, 256, 64, 8, 3), (128, 64, 64, 4, 4), (32, 128, 64, 4, 4), (64, 64, 32, 4, 5),
+]
+
+
+def _small_configs() -> list[triton.Config]:
+    return [
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk}, num_warps=w, num_stages=st)
+        for bn, bk, w, st in _SMALL_TILES
+        for sk in _SPLITS
+    ]
+
+
+def _large_configs() -> list[triton.Config]:
+    return [
+        triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=st)
+        for bm, bn, bk, w, st in _LARGE_TILES
+    ]
+
+
+def _num_sms() -> int:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
+    return 132
+
+
+def block_k_fits(block_k: int, group: int, bits: int) -> bool:
+    """A BLOCK_K step must lie inside one scale group, and hold at least 16 bytes-worth
+    of codes for a dot (int4: K/2 >= 16)."""
+    min_k = min_block_k(bits)
+    return block_k >= min_k and group % block_k == 0
+
+
+def min_block_k(bits: int) -> int:
+    return 32 if bits == 4 else 16
+
+
+def _prune_small(configs, named_args, **kwargs):
+    a = {**named_args, **kwargs}
+    n, k, group, bits = a["N"], a["K"], a["GROUP"], a["BITS"]
+    per_channel = group == k
+    sms = _num_sms()
+    out = []
+    for c in configs:
+        bn, bk, sk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"], c.kwargs["SPLIT_K"]
+        if not per_channel and not block_k_fits(bk, group, bits):
+            continue
+        if bk > max(32, triton.next_power_of_2(k)):
+            continue
+        if sk > 1:
+            tiles = triton.cdiv(n, bn)
+            # split only layers whose column tiles leave the GPU idle, and keep >= 2 steps a split
+            if n > _SPLIT_MAX_N or tiles * sk > 4 * sms or tiles >= 2 * sms or triton.cdiv(k, bk) < 2 * sk:
+                continue
+        out.append(c)
+    return out or [configs[0]]
+
+
+def _prune_large(configs, named_args, **kwargs):
+    a = {**named_args, **kwargs}
+    k, group, bits, m = a["K"], a["GROUP"], a["BITS"], a["M"]
+    per_channel = group == k
+    out = []
+    for c in configs:
+        bk, bm = c.kwargs["BLOCK_K"], c.kwargs["BLOCK_M"]
+        if not per_channel and not block_k_fits(bk, group, bits):
+            continue
+        if bm > max(32, triton.next_power_of_2(m)):
+            continue
+        out.append(c)
+    return out or [configs[0]]
+
+
+def _bench(kernel_call, quantiles):
+    # Short runs: a profile tunes hundreds of keys. do_bench flushes L2 before each run,
+    # so a small layer is timed cold, as in decoding, not from cache.
+    return triton.testing.do_bench(kernel_call, warmup=3, rep=12, quantiles=quantiles)
+
+
+_SMALL_KEY = ["N", "K", "GROUP", "M_BUCKET", "BITS", "HAS_BIAS"]
+_small_m_tuned = triton.autotune(
+    configs=_small_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
+    do_bench=_bench, cache_results=True,
+)(_small_m_kernel)
+_large_m_tuned = triton.autotune(
+    configs=_large_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_large},
+    do_bench=_bench, cache_results=True,
+)(_large_m_kernel)
+
+
+def default_config(m: int, group: int, k: int, bits: int) -> KernelConfig:
+    """The config used without autotuning (interpreter, tests): small tiles, valid for the group."""
+    bk = 64
+    if group != k:
+        bk = next(b for b in (64, 32, 16) if block_k_fits(b, group, bits))
+    if m <= SMALL_M_MAX:
+        return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=2)
+    return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=2, block_m=32)
+
+
+# ---------------------------------------------------------------------------
+# launcher
+# ---------------------------------------------------------------------------
+_LOCKS: dict[torch.device, torch.Tensor] = {}
+_SYM_ZERO: dict[tuple[torch.device, int], torch.Tensor] = {}
+
+
+def _locks(device: torch.device, n: int) -> torch.Tensor:
+    """Split-K arrival counters, zero between launches (the last program resets its own)."""
+    t = _LOCKS.get(device)
+    if t is None or t.numel() < n:
+        t = torch.zeros(max(n, 4096), dtype=torch.int32, device=device)
+        _LOCKS[device] = t
+    return t
+
+
+def _sym_zero(device: torch.device, bits: int) -> torch.Tensor:
+    key = (device, bits)
+    t = _SYM_ZERO.get(key)
+    if t is None:
+        t = torch.full((1,), 1 << (bits - 1), dtype=torch.uint8, device=device)
+        _SYM_ZERO[key] = t
+    return t
+
+
+def _check(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
+           fmt: QuantFormat, n: int, k: int) -> None:
+    if fmt.is_float:
+        raise ValueError(f"{fmt} is not a weight-only integer format")
+    if x.dtype not in (torch.float16, torch.bfloat16):
+        raise TypeError(f"activations must be fp16 or bf16, got {x.dtype}")
+    if x.shape[-1] != k:
+        raise ValueError(f"x has {x.shape[-1]} features, the weight expects {k}")
+    want = (n, k) if fmt.bits == 8 else (n, (k + 1) // 2)
+    if tuple(codes.shape) != want or codes.dtype != torch.uint8:
+        raise ValueError(f"codes must be uint8 {want}, got {codes.dtype} {tuple(codes.shape)}")
+    g = fmt.groups(k)
+    if tuple(scales.shape) != (n, g) or scales.dtype != torch.float16:
+        raise ValueError(f"scales must be fp16 {(n, g)}, got {scales.dtype} {tuple(scales.shape)}")
+    if fmt.symmetric != (zeros is None):
+        raise ValueError(f"{fmt} {'takes no' if fmt.symmetric else 'needs'} zero-points")
+    if zeros is not None and (tuple(zeros.shape) != (n, g) or zeros.dtype != torch.uint8):
+        raise ValueError(f"zeros must be uint8 {(n, g)}, got {zeros.dtype} {tuple(zeros.shape)}")
+    group = fmt.effective_group(k)
+    if group != k and group % min_block_k(fmt.bits):
+        raise ValueError(f"group size {group} is not supported by the kernels (a multiple of {min_block_k(fmt.bits)})")
+
+
+def wo_matmul_packed(
+    x: torch.Tensor,
+    codes: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor | None,
+    fmt: QuantFormat,
+    out_features: int,
+    in_features: int,
+    bias: torch.Tensor | None = None,
+    *,
+    config: KernelConfig | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`x @ dequant(W)^T (+ bias)` from the stored tensors. x [..., K] fp16/bf16 -> [..., N].
+
+    `config=None` autotunes on a GPU (cached on disk) and uses `default_config` under the
+    interpreter; an explicit config bypasses tuning (tests, benchmarks of one config).
+    `out`, a contiguous [M, N] tensor of x's dtype, receives the result (tests poison it).
+    """
+    n, k = out_features, in_features
+    _check(x, codes, scales, zeros, fmt, n, k)
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, k)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    m = x2.shape[0]
+    if out is None:
+        y = torch.empty((m, n), dtype=x.dtype, device=x.device)
+    else:
+        if tuple(out.shape) != (m, n) or out.dtype != x.dtype or not out.is_contiguous():
+            raise ValueError(f"out must be a contiguous {x.dtype} tensor of shape {(m, n)}")
+        y = out
+    if m == 0:
+        return y.reshape(*lead, n)
+    codes, scales = codes.contiguous(), scales.contiguous()
+    if zeros is None:
+        z, stride_zn, stride_zg = _sym_zero(x.device, fmt.bits), 0, 0
+    else:
+        z = zeros.contiguous()
+        stride_zn, stride_zg = z.stride(0), 1
+    group = fmt.effective_group(k)
+    has_bias = bias is not None
+    b = bias.to(x.dtype).contiguous() if has_bias else y  # dummy pointer when unused
+    common = dict(
+        M=m, N=n, K=k, GROUP=group,
+        stride_xm=x2.stride(0), stride_cn=codes.stride(0), stride_sn=scales.stride(0),
+        stride_zn=stride_zn, stride_zg=stride_zg, stride_ym=y.stride(0),
+        M_BUCKET=m_bucket(m), BITS=fmt.bits, HAS_BIAS=has_bias,
+    )
+    tune = config is None and not interpreting()
+    if config is None and not tune:
+        config = default_config(m, group, k, fmt.bits)
+
+    if m <= SMALL_M_MAX:
+        ws = torch.empty(0, dtype=torch.float32, device=x.device)
+        if n <= _SPLIT_MAX_N or (config is not None and config.split_k > 1):
+            ws = torch.empty(MAX_SPLIT_K * m * n, dtype=torch.float32, device=x.device)
+        locks = _locks(x.device, triton.cdiv(n, 16))
+        args = (x2, codes, scales, z, b, y, ws, locks)
+
+        def grid(meta):
+            return (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])
+
+        if tune:
+            _small_m_tuned[grid](*args, **common)
+        else:
+            if config.split_k > MAX_SPLIT_K:
+                raise ValueError(f"split_k at most {MAX_SPLIT_K}")
+            _small_m_kernel[(triton.cdiv(n, config.block_n), config.split_k)](
+                *args, **common, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+                num_warps=config.num_warps, num_stages=config.num_stages,
+            )
+    else:
+        args = (x2, codes, scales, z, b, y)
+
+        def grid(meta):
+            return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)
+
+        if tune:
+            _large_m_tuned[grid](*args, **common)
+        else:
+            _large_m_kernel[grid({"BLOCK_M": config.block_m, "BLOCK_N": config.block_n})](
+                *args, **common, BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+                num_warps=config.num_warps, num_stages=config.num_stages,
+            )
+    return y.reshape(*lead, n)
+
+
+def wo_matmul(
+    x: torch.Tensor,
+    qw: QuantizedWeight,
+    bias: torch.Tensor | None = None,
+    *,
+    config: KernelConfig | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`x @ dequant(qw)^T (+ bias)` with the Triton kernels (CUDA, or CPU under TRITON_INTERPRET=1)."""
+    n, k = qw.shape
+    return wo_matmul_packed(x, qw.codes, qw.scales, qw.zeros, qw.format, n, k, bias, config=config, out=out)
+
+
+def tuned_config(m: int) -> triton.Config | None:
+    """The config the autotuner picked on its last run for this regime (for benchmark records)."""
+    tuner = _small_m_tuned if m <= SMALL_M_MAX else _large_m_tuned
+    return getattr(tuner, "best_config", None)

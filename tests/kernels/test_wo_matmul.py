@@ -1,0 +1,116 @@
+"""The Triton kernels against a float64 reference, on every format and awkward shapes.
+
+Each case draws fresh random inputs and poisons the output with NaN first, so an element
+the kernel never writes fails the check. Runs under the interpreter on the CPU (CI).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from autoquant.formats import QuantFormat, all_formats
+from autoquant.quant import dequantize, quantize
+from kernels import KernelConfig, wo_matmul
+from kernels.wo_matmul import _prune_large, _prune_small, _large_configs, _small_configs, m_bucket
+
+DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+INT_FORMATS = [f for f in all_formats() if not f.is_float]
+# fp16 output rounding plus fp16 rounding of each dequantized weight; bf16 has 3 fewer bits.
+TOL = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+_gen = torch.Generator().manual_seed(1234)
+
+
+def _rand(*shape: int, dtype=torch.float32) -> torch.Tensor:
+    return torch.randn(*shape, generator=_gen).to(dtype)
+
+
+def _check(fmt: QuantFormat, m: int, n: int, k: int, dtype: torch.dtype, bias: bool = False,
+           config: KernelConfig | None = None) -> None:
+    qw = quantize(_rand(n, k) * 0.05, fmt).to(DEVICE)
+    x = _rand(m, k, dtype=dtype).to(DEVICE)
+    b = _rand(n, dtype=dtype).to(DEVICE) if bias else None
+    out = torch.full((m, n), float("nan"), dtype=dtype, device=DEVICE)
+    y = wo_matmul(x, qw, b, config=config, out=out)
+    ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
+    if b is not None:
+        ref += b.double().cpu()
+    got = y.double().cpu()
+    assert not got.isnan().any(), f"{int(got.isnan().sum())} outputs never written"
+    rel = ((got - ref).norm() / ref.norm()).item()
+    assert rel < TOL[dtype], f"{fmt} M={m} N={n} K={k} {dtype}: relative error {rel:.2e}"
+
+
+@pytest.mark.parametrize("fmt", INT_FORMATS, ids=str)
+@pytest.mark.parametrize("m", [1, 3, 17])
+def test_every_format_fp16(fmt: QuantFormat, m: int) -> None:
+    # N and K multiples of no block; K odd (a padding nibble for int4) and over one group.
+    _check(fmt, m, n=37, k=161, dtype=torch.float16)
+
+
+@pytest.mark.parametrize("fmt", ["int4-g128-asym", "int4-pc-sym", "int8-pc-sym", "int8-g32-asym"])
+@pytest.mark.parametrize("m", [1, 17])
+def test_bf16(fmt: str, m: int) -> None:
+    _check(QuantFormat.parse(fmt), m, n=45, k=200, dtype=torch.bfloat16, bias=True)
+
+
+@pytest.mark.parametrize(
+    "fmt,m,config",
+    [
+        ("int4-g64-asym", 3, KernelConfig(block_n=16, block_k=64, split_k=3)),  # last split short
+        ("int8-pc-sym", 1, KernelConfig(block_n=32, block_k=32, split_k=4)),
+        ("int4-pc-asym", 16, KernelConfig(block_n=64, block_k=128, split_k=2)),
+        ("int4-g32-sym", 17, KernelConfig(block_n=32, block_k=32, block_m=16)),
+        ("int8-g128-asym", 40, KernelConfig(block_n=16, block_k=128, block_m=32)),
+    ],
+    ids=str,
+)
+def test_configs(fmt: str, m: int, config: KernelConfig) -> None:
+    """Split-K (with its arrival counter) and tile shapes other than the default."""
+    _check(QuantFormat.parse(fmt), m, n=70, k=384, dtype=torch.float16, bias=True, config=config)
+
+
+def test_split_k_counters_reset_between_launches() -> None:
+    cfg = KernelConfig(block_n=16, block_k=32, split_k=4)
+    for _ in range(2):
+        _check(QuantFormat.parse("int4-g32-asym"), 2, n=33, k=256, dtype=torch.float16, config=cfg)
+
+
+def test_leading_dims_and_bias() -> None:
+    fmt = QuantFormat.parse("int4-g32-asym")
+    qw = quantize(_rand(24, 64), fmt).to(DEVICE)
+    x = _rand(2, 3, 64, dtype=torch.float16).to(DEVICE)
+    b = _rand(24, dtype=torch.float16).to(DEVICE)
+    y = wo_matmul(x, qw, b)
+    assert y.shape == (2, 3, 24)
+    ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t() + b.double().cpu()
+    assert ((y.double().cpu() - ref).norm() / ref.norm()) < 2e-3
+
+
+def test_rejects_bad_inputs() -> None:
+    qw = quantize(_rand(8, 64), QuantFormat.parse("int4-g32-sym")).to(DEVICE)
+    with pytest.raises(TypeError, match="fp16 or bf16"):
+        wo_matmul(_rand(1, 64).to(DEVICE), qw)
+    with pytest.raises(ValueError, match="features"):
+        wo_matmul(_rand(1, 32, dtype=torch.float16).to(DEVICE), qw)
+    odd = quantize(_rand(8, 48), QuantFormat("int4", 24, True)).to(DEVICE)
+    with pytest.raises(ValueError, match="group size 24"):
+        wo_matmul(_rand(1, 48, dtype=torch.float16).to(DEVICE), odd)
+
+
+def test_m_bucket() -> None:
+    assert [m_bucket(m) for m in (1, 2, 3, 16, 17, 2048, 9000)] == [1, 2, 4, 16, 32, 2048, 4096]
+
+
+def test_pruning_keeps_blocks_inside_groups() -> None:
+    args = dict(N=4096, K=4096, GROUP=32, BITS=4, M=1)
+    kept = _prune_small(_small_configs(), args)
+    assert kept and all(c.kwargs["BLOCK_K"] == 32 for c in kept)
+    wide = _prune_small(_small_configs(), dict(args, N=128256, GROUP=128))
+    assert all(c.kwargs["SPLIT_K"] == 1 for c in wide)  # no split on layers that fill the GPU
+    narrow = _prune_small(_small_configs(), dict(args, N=1024, GROUP=128))
+    assert any(c.kwargs["SPLIT_K"] > 1 for c in narrow)
+    large = _prune_large(_large_configs(), dict(args, GROUP=64, M=2048))
+    assert large and all(64 % c.kwargs["BLOCK_K"] == 0 for c in large)
