@@ -56,7 +56,8 @@ class QuantLinear(nn.Module):
         self.register_buffer("scales", torch.zeros(out_features, g, dtype=torch.float16, device=device))
         zeros = None if fmt.symmetric else torch.zeros(out_features, g, dtype=torch.uint8, device=device)
         self.register_buffer("zeros", zeros)
-        self.register_buffer("bias", torch.zeros(out_features, dtype=dtype, device=device) if bias else None)
+        # fp32 bias: exact for any source model; the kernel adds it in fp32 anyway.
+        self.register_buffer("bias", torch.zeros(out_features, dtype=torch.float32, device=device) if bias else None)
 
     # ---- construction ---------------------------------------------------------
     @classmethod
@@ -71,7 +72,7 @@ class QuantLinear(nn.Module):
         if qw.zeros is not None:
             mod.zeros.copy_(qw.zeros)
         if bias is not None:
-            mod.bias.copy_(bias.detach().to(device=device, dtype=dtype))
+            mod.bias.copy_(bias.detach())
         return mod
 
     @classmethod
@@ -80,6 +81,8 @@ class QuantLinear(nn.Module):
     ) -> QuantLinear:
         """Quantize a weight given as [out, in] (transpose GPT-2 Conv1D weights first)."""
         fmt = QuantFormat.parse(fmt) if isinstance(fmt, str) else fmt
+        if fmt.is_float:
+            raise ValueError(f"QuantLinear stores integer formats; keep {fmt} layers as nn.Linear")
         if dtype is None:
             dtype = weight.dtype if weight.dtype in _KERNEL_DTYPES else torch.float16
         return cls.from_quantized(quantize(weight.detach(), fmt), bias, dtype)

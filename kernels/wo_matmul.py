@@ -419,7 +419,7 @@ def wo_matmul_packed(
         stride_zn, stride_zg = z.stride(0), 1
     group = fmt.effective_group(k)
     has_bias = bias is not None
-    b = bias.to(x.dtype).contiguous() if has_bias else y  # dummy pointer when unused
+    b = bias.contiguous() if has_bias else y  # any float dtype: read as fp32; y is a dummy pointer
     common = dict(
         M=m, N=n, K=k, GROUP=group,
         stride_xm=x2.stride(0), stride_cn=codes.stride(0), stride_sn=scales.stride(0),
