@@ -63,11 +63,21 @@ def _code_to_fp16(q):
 
 
 @triton.jit
-def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, g, stride_sn, stride_zn, stride_zg):
-    """Scale [BN] and 1024 + zero-point [BN] (fp16) of group g for rows offs_n."""
+def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg):
+    """Scale [BN] and 1024 + zero-point [BN] (fp16) of the group holding input k (clamped to K - 1)."""
+    g = tl.minimum(k, K - 1) // GROUP
     s = tl.load(s_ptr + offs_n * stride_sn + g, mask=n_mask, other=0.0)
     z = tl.load(z_ptr + offs_n * stride_zn + g * stride_zg, mask=n_mask, other=0)
     return s, _code_to_fp16(z)
+
+
+@triton.jit
+def _load_codes(c_rows, kb, n_mask, row_bytes, EVEN_K: tl.constexpr):
+    # Without the K mask (EVEN_K) the loads are 16-byte vectors the pipeliner can stream
+    # with cp.async; a mask of unknown alignment would force byte loads.
+    if EVEN_K:
+        return tl.load(c_rows + kb[None, :], mask=n_mask[:, None], other=0)
+    return tl.load(c_rows + kb[None, :], mask=n_mask[:, None] & (kb[None, :] < row_bytes), other=0)
 
 
 @triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
@@ -77,7 +87,8 @@ def _small_m_kernel(
     stride_xm, stride_cn, stride_sn, stride_zn, stride_zg, stride_ym,
     M_BUCKET,
     BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_M: tl.constexpr = 16,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, X_PAIRS: tl.constexpr,
+    BLOCK_M: tl.constexpr = 16,
 ):
     PACK: tl.constexpr = 8 // BITS  # codes per byte
     BKB: tl.constexpr = BLOCK_K // PACK  # bytes of a row per step
@@ -98,26 +109,41 @@ def _small_m_kernel(
 
     c_rows = c_ptr + offs_n[:, None] * stride_cn
     x_cols = x_ptr + offs_m[None, :] * stride_xm
+    # x as int32 pairs (x[2j], x[2j+1]): one 4-byte load feeds the low- and high-nibble dots
+    x_pairs = x_ptr.to(tl.pointer_type(tl.int32)) + offs_m[None, :] * (stride_xm // 2)
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    # Scales and zero-points are per-row gathers too narrow to pipeline: fetch one step ahead.
+    s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn, stride_zn, stride_zg)
     for k0 in range(k_begin, k_end, BLOCK_K):
+        s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP,
+                                      stride_sn, stride_zn, stride_zg)
         kb = k0 // PACK + offs_b
-        byt = tl.load(c_rows + kb[None, :], mask=n_mask[:, None] & (kb[None, :] < row_bytes), other=0)
-        s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 // GROUP, stride_sn, stride_zn, stride_zg)
-        s = s[:, None]
-        zf = zf[:, None]
+        byt = _load_codes(c_rows, kb, n_mask, row_bytes, EVEN_K)
         if BITS == 8:
-            w = ((_code_to_fp16(byt) - zf) * s).to(dtype)
+            w = ((_code_to_fp16(byt) - zf[:, None]) * s[:, None]).to(dtype)
             xk = k0 + offs_b
-            xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
+            if EVEN_K:
+                xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :], other=0.0)
+            else:
+                xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
             acc = tl.dot(w, xt, acc)
         else:
-            w_lo = ((_code_to_fp16(byt & 0xF) - zf) * s).to(dtype)
-            w_hi = ((_code_to_fp16(byt >> 4) - zf) * s).to(dtype)
-            xk = k0 + 2 * offs_b
-            xe = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
-            xo = tl.load(x_cols + xk[:, None] + 1, mask=m_mask[None, :] & (xk[:, None] + 1 < K), other=0.0)
+            w_lo = ((_code_to_fp16(byt & 0xF) - zf[:, None]) * s[:, None]).to(dtype)
+            w_hi = ((_code_to_fp16(byt >> 4) - zf[:, None]) * s[:, None]).to(dtype)
+            if X_PAIRS:
+                if EVEN_K:
+                    pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :], other=0)
+                else:
+                    pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :] & (kb[:, None] < K // 2), other=0)
+                xe = (pairs & 0xFFFF).to(tl.int16).to(dtype, bitcast=True)
+                xo = (pairs >> 16).to(tl.int16).to(dtype, bitcast=True)
+            else:
+                xk = 2 * kb
+                xe = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
+                xo = tl.load(x_cols + xk[:, None] + 1, mask=m_mask[None, :] & (xk[:, None] + 1 < K), other=0.0)
             acc = tl.dot(w_lo, xe, acc)
             acc = tl.dot(w_hi, xo, acc)
+        s, zf = s_next, zf_next
 
     y_ptrs = y_ptr + offs_m[None, :] * stride_ym + offs_n[:, None]
     out_mask = n_mask[:, None] & m_mask[None, :]
@@ -149,7 +175,8 @@ def _large_m_kernel(
     stride_xm, stride_cn, stride_sn, stride_zn, stride_zg, stride_ym,
     M_BUCKET,
     BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr = 8,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+    GROUP_M: tl.constexpr = 8,
 ):
     PACK: tl.constexpr = 8 // BITS
     BKB: tl.constexpr = BLOCK_K // PACK
@@ -175,26 +202,42 @@ def _large_m_kernel(
     x_rows = x_ptr + offs_m[:, None] * stride_xm
     c_rows = c_ptr + offs_n[:, None] * stride_cn
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, 0, K, GROUP, stride_sn, stride_zn, stride_zg)
     for k0 in range(0, K, BLOCK_K):
+        s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP,
+                                      stride_sn, stride_zn, stride_zg)
         xk = k0 + offs_k
-        x = tl.load(x_rows + xk[None, :], mask=m_mask[:, None] & (xk[None, :] < K), other=0.0)
-        kb = k0 // PACK + offs_b
-        byt = tl.load(c_rows + kb[None, :], mask=n_mask[:, None] & (kb[None, :] < row_bytes), other=0)
-        s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 // GROUP, stride_sn, stride_zn, stride_zg)
-        s = s[:, None]
-        zf = zf[:, None]
-        if BITS == 8:
-            w = ((_code_to_fp16(byt) - zf) * s).to(dtype)
+        if EVEN_K:
+            x = tl.load(x_rows + xk[None, :], mask=m_mask[:, None], other=0.0)
         else:
-            w_lo = (_code_to_fp16(byt & 0xF) - zf) * s
-            w_hi = (_code_to_fp16(byt >> 4) - zf) * s
+            x = tl.load(x_rows + xk[None, :], mask=m_mask[:, None] & (xk[None, :] < K), other=0.0)
+        byt = _load_codes(c_rows, k0 // PACK + offs_b, n_mask, row_bytes, EVEN_K)
+        if BITS == 8:
+            w = ((_code_to_fp16(byt) - zf[:, None]) * s[:, None]).to(dtype)
+        else:
+            w_lo = (_code_to_fp16(byt & 0xF) - zf[:, None]) * s[:, None]
+            w_hi = (_code_to_fp16(byt >> 4) - zf[:, None]) * s[:, None]
             w = tl.reshape(tl.join(w_lo, w_hi), (BLOCK_N, BLOCK_K)).to(dtype)
         acc = tl.dot(x, tl.trans(w), acc)
+        s, zf = s_next, zf_next
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
     y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
     tl.store(y_ptrs, acc.to(dtype), mask=m_mask[:, None] & n_mask[None, :])
+
+
+def _even_k(a: dict) -> bool:
+    return a["K"] % a["BLOCK_K"] == 0
+
+
+def _x_pairs(a: dict) -> bool:
+    """x can be read as int32 pairs: even K and row stride, 4-byte aligned base."""
+    return a["K"] % 2 == 0 and a["stride_xm"] % 2 == 0 and a["x_ptr"].data_ptr() % 4 == 0
+
+
+_small_m_heur = triton.heuristics({"EVEN_K": _even_k, "X_PAIRS": _x_pairs})(_small_m_kernel)
+_large_m_heur = triton.heuristics({"EVEN_K": _even_k})(_large_m_kernel)
 
 
 # ---------------------------------------------------------------------------
@@ -312,11 +355,11 @@ _SMALL_KEY = ["N", "K", "GROUP", "M_BUCKET", "BITS", "HAS_BIAS"]
 _small_m_tuned = triton.autotune(
     configs=_small_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
     do_bench=_bench, cache_results=True,
-)(_small_m_kernel)
+)(_small_m_heur)
 _large_m_tuned = triton.autotune(
     configs=_large_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_large},
     do_bench=_bench, cache_results=True,
-)(_large_m_kernel)
+)(_large_m_heur)
 
 
 def default_config(m: int, group: int, k: int, bits: int) -> KernelConfig:
@@ -445,7 +488,7 @@ def wo_matmul_packed(
         else:
             if config.split_k > MAX_SPLIT_K:
                 raise ValueError(f"split_k at most {MAX_SPLIT_K}")
-            _small_m_kernel[(triton.cdiv(n, config.block_n), config.split_k)](
+            _small_m_heur[(triton.cdiv(n, config.block_n), config.split_k)](
                 *args, **common, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                 num_warps=config.num_warps, num_stages=config.num_stages,
             )
@@ -458,7 +501,7 @@ def wo_matmul_packed(
         if tune:
             _large_m_tuned[grid](*args, **common)
         else:
-            _large_m_kernel[grid({"BLOCK_M": config.block_m, "BLOCK_N": config.block_n})](
+            _large_m_heur[grid({"BLOCK_M": config.block_m, "BLOCK_N": config.block_n})](
                 *args, **common, BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                 num_warps=config.num_warps, num_stages=config.num_stages,
             )
