@@ -1,0 +1,156 @@
+"""Latency of a whole plan: decode and prefill seconds, and where the numbers come from.
+
+    decode  = sum over linear layers of layer_seconds(out, in, format, batch)
+              + rest of the forward (attention over the KV cache, norms, small kernels)
+    prefill = sum over linear layers of layer_seconds(out, in, format, batch x context)
+              (lm_head on `batch` tokens: only the last position's logits are needed)
+              + rest of the forward (attention FLOPs, elementwise traffic, small kernels)
+
+The per-layer times come from a `LatencyModel`: a measured profile of this GPU, or a roofline
+of its spec. The rest is the `RestCalibration` the profile fitted to timed forwards (or a
+default). `PlanLatency.estimated` is True unless every number was measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoquant.hardware.base import LatencyModel
+from autoquant.hardware.profile import HardwareProfile, ProfileModel, saved_profiles
+from autoquant.hardware.roofline import RooflineModel
+from autoquant.hardware.specs import get_spec, match_spec
+from autoquant.memory import ModelShape, kv_cache_bytes
+from autoquant.plan import Plan
+
+DTYPE_BYTES = 2
+
+
+@dataclass(frozen=True)
+class LayerLatency:
+    name: str
+    format: str
+    decode_s: float
+    prefill_s: float
+    measured: bool
+
+
+@dataclass(frozen=True)
+class PlanLatency:
+    decode_s: float  # one decode step: one new token for each of `batch` sequences
+    prefill_s: float  # the prompt: batch x context tokens
+    estimated: bool  # True unless every layer time and the rest allowance were measured
+    linear_decode_s: float
+    linear_prefill_s: float
+    rest_decode_s: float
+    rest_prefill_s: float
+    batch: int
+    context: int
+    source: str  # the latency model's name
+    layers: tuple[LayerLatency, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return "estimated" if self.estimated else "measured"
+
+    def to_dict(self, with_layers: bool = False) -> dict:
+        d = {k: getattr(self, k) for k in (
+            "decode_s", "prefill_s", "estimated", "linear_decode_s", "linear_prefill_s",
+            "rest_decode_s", "rest_prefill_s", "batch", "context", "source")}
+        if with_layers:
+            d["layers"] = [vars(layer) for layer in self.layers]
+        return d
+
+
+def _q_width(shape: ModelShape) -> int:
+    """Width of the attention queries (heads x head_dim); the hidden size when no q layer is found."""
+    for layer in shape.layers:
+        if layer.role == "q":
+            return layer.out_features
+        if layer.role == "qkv":
+            return layer.out_features - 2 * shape.num_kv_heads * shape.head_dim
+    return shape.hidden_size
+
+
+def rest_decode_seconds(shape: ModelShape, model: LatencyModel, batch: int, context: int) -> float:
+    r = model.rest
+    kv = kv_cache_bytes(shape, batch, context)
+    return shape.num_blocks * r.block_s + kv / (model.bandwidth * r.kv_efficiency)
+
+
+def rest_prefill_seconds(shape: ModelShape, model: LatencyModel, batch: int, context: int) -> float:
+    r = model.rest
+    tokens = batch * context
+    per_token = r.token_passes * (shape.hidden_size + shape.intermediate_size) * DTYPE_BYTES / model.bandwidth
+    attn_flops = shape.num_blocks * 2 * batch * context * context * _q_width(shape)  # causal: half of 4·C²·d
+    return shape.num_blocks * (r.block_s + tokens * per_token) + attn_flops / (model.fp16_flops * r.attn_efficiency)
+
+
+def plan_latency(
+    shape: ModelShape, plan: Plan, model: LatencyModel, batch: int = 1, context: int = 4096
+) -> PlanLatency:
+    """Decode and prefill seconds of serving `shape` under `plan` on the model's GPU."""
+    if batch < 1 or context < 1:
+        raise ValueError(f"batch and context must be at least 1, got {batch}, {context}")
+    rows = []
+    measured = model.measured and model.rest.measured
+    for layer in shape.layers:
+        fmt = plan.format_of(layer)
+        n, k = layer.out_features, layer.in_features
+        dec = model.layer_time(n, k, fmt, batch)
+        pre = model.layer_time(n, k, fmt, batch if layer.role == "lm_head" else batch * context)
+        ok = dec.measured and pre.measured
+        measured = measured and ok
+        rows.append(LayerLatency(layer.name, str(fmt), dec.seconds, pre.seconds, ok))
+    lin_dec = sum(r.decode_s for r in rows)
+    lin_pre = sum(r.prefill_s for r in rows)
+    rest_dec = rest_decode_seconds(shape, model, batch, context)
+    rest_pre = rest_prefill_seconds(shape, model, batch, context)
+    return PlanLatency(
+        decode_s=lin_dec + rest_dec, prefill_s=lin_pre + rest_pre, estimated=not measured,
+        linear_decode_s=lin_dec, linear_prefill_s=lin_pre, rest_decode_s=rest_dec, rest_prefill_s=rest_pre,
+        batch=batch, context=context, source=model.name, layers=tuple(rows),
+    )
+
+
+# ---- choosing a model ---------------------------------------------------------------
+def local_gpu_name() -> str | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(torch.cuda.current_device())
+
+
+def _saved_profile(match) -> ProfileModel | None:
+    for path, prof in saved_profiles():
+        if match(prof):
+            return ProfileModel(prof, source=str(path))
+    return None
+
+
+def latency_model_for(hardware: str | None) -> LatencyModel:
+    """The latency model for `--hardware`.
+
+    * a path to a profile JSON: that profile;
+    * a built-in GPU name (h100, A100, ...; case-insensitive): a saved profile of that GPU
+      if this machine has one (measured beats datasheet), else the roofline of its spec;
+    * None: a saved profile of the local GPU, else the roofline of its spec, else the H100
+      roofline. Anything not measured is labelled estimated (`model.measured` is False).
+    Unknown names raise UserError listing the known ones.
+    """
+    if hardware is None:
+        name = local_gpu_name()
+        if name is None:
+            return RooflineModel(get_spec("h100"))
+        found = _saved_profile(lambda p: p.gpu_name == name)
+        if found is not None:
+            return found
+        spec = match_spec(name)
+        return RooflineModel(spec if spec is not None else get_spec("h100"))
+    if hardware.endswith(".json") or Path(hardware).expanduser().is_file():
+        path = Path(hardware).expanduser()
+        return ProfileModel(HardwareProfile.load(path), source=str(path))
+    spec = get_spec(hardware)
+    found = _saved_profile(lambda p: p.gpu.get("spec") == spec.name)
+    return found if found is not None else RooflineModel(spec)

@@ -1,0 +1,321 @@
+"""Timing on the local GPU: kernels, the device's ceilings, and whole forwards.
+
+Kernel times are medians from `triton.testing.do_bench`, which flushes L2 before every run:
+a layer is timed with its weight cold, as in decoding, where each layer's weight is read
+once per token. Whole forwards run a CUDA graph of one decode step (a static KV cache), so
+the Python launch overhead of eager PyTorch does not pose as GPU time; prefill runs eagerly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import statistics
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autoquant.formats import QuantFormat
+from autoquant.hardware.base import RestCalibration
+from autoquant.hardware.profile import HardwareProfile, shape_key
+from autoquant.hardware.specs import match_spec
+from autoquant.memory import ModelShape, kv_cache_bytes
+from autoquant.quant import quantize
+
+DEFAULT_BUCKETS = (1, 4, 16, 64, 256, 2048)
+Progress = Callable[[str], None]
+
+
+def _bench(fn: Callable[[], object], rep_ms: int = 25) -> float:
+    import triton
+
+    fn()  # compile and autotune outside the timed region
+    torch.cuda.synchronize()
+    return triton.testing.do_bench(fn, warmup=5, rep=rep_ms, return_mode="median") * 1e-3
+
+
+# ---- the device -------------------------------------------------------------------
+def gpu_identity() -> dict:
+    import triton
+
+    dev = torch.cuda.current_device()
+    props = torch.cuda.get_device_properties(dev)
+    name = torch.cuda.get_device_name(dev)
+    spec = match_spec(name)
+    driver = "unknown"
+    try:
+        driver = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=20,
+        ).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        pass
+    return {
+        "name": name,
+        "spec": spec.name if spec else None,
+        "memory_bytes": int(props.total_memory),
+        "sms": int(props.multi_processor_count),
+        "capability": f"{props.major}.{props.minor}",
+        "driver": driver,
+        "cuda": torch.version.cuda,
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def measure_bandwidth(nbytes: int = 2 * 2**30) -> float:
+    """DRAM bytes/s of a device-to-device copy, counting bytes read plus bytes written."""
+    src = torch.empty(nbytes // 2, dtype=torch.int16, device="cuda").random_()
+    dst = torch.empty_like(src)
+    t = _bench(lambda: dst.copy_(src), rep_ms=200)
+    return 2 * nbytes / t
+
+
+def measure_fp16_flops(n: int = 8192) -> float:
+    a = torch.randn(n, n, dtype=torch.float16, device="cuda")
+    b = torch.randn(n, n, dtype=torch.float16, device="cuda")
+    t = _bench(lambda: a @ b, rep_ms=200)
+    return 2 * n**3 / t
+
+
+# ---- one layer ------------------------------------------------------------------------
+@dataclass
+class LayerBench:
+    """One weight [out, in] in one format on the GPU, ready to time at any token count."""
+
+    out_features: int
+    in_features: int
+    fmt: QuantFormat
+    weight: torch.Tensor | object  # fp16/bf16 tensor, or a QuantizedWeight
+
+    @classmethod
+    def create(cls, out_features: int, in_features: int, fmt: QuantFormat, w16: torch.Tensor | None = None) -> LayerBench:
+        if w16 is None:
+            w16 = torch.randn(out_features, in_features, dtype=torch.float16, device="cuda") * 0.02
+        if fmt.is_float:
+            dtype = torch.float16 if fmt.dtype == "fp16" else torch.bfloat16
+            return cls(out_features, in_features, fmt, w16.to(dtype))
+        return cls(out_features, in_features, fmt, quantize(w16, fmt))
+
+    @property
+    def act_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.fmt.dtype == "bf16" else torch.float16
+
+    def fn(self, tokens: int) -> Callable[[], torch.Tensor]:
+        x = torch.randn(tokens, self.in_features, dtype=self.act_dtype, device="cuda")
+        if self.fmt.is_float:
+            w = self.weight
+            return lambda: torch.nn.functional.linear(x, w)
+        from kernels import wo_matmul
+
+        qw = self.weight
+        return lambda: wo_matmul(x, qw)
+
+    def seconds(self, tokens: int) -> float:
+        return _bench(self.fn(tokens))
+
+
+def profile_layers(
+    shapes: Iterable[tuple[int, int]],
+    formats: Iterable[QuantFormat],
+    buckets: Iterable[int] = DEFAULT_BUCKETS,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """seconds[shape_key][format] per bucket, for every shape x format x bucket."""
+    shapes, formats, buckets = list(dict.fromkeys(shapes)), list(formats), list(buckets)
+    out: dict[str, dict[str, list[float]]] = {}
+    for n, k in shapes:
+        w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
+        per_fmt = out.setdefault(shape_key(n, k), {})
+        for fmt in formats:
+            bench = LayerBench.create(n, k, fmt, w16)
+            per_fmt[str(fmt)] = [bench.seconds(t) for t in buckets]
+            if progress:
+                progress(f"{n}x{k} {fmt}")
+            del bench
+        del w16
+        torch.cuda.empty_cache()
+    return out
+
+
+# ---- whole forwards -------------------------------------------------------------------
+def build_model(config, dtype: torch.dtype = torch.float16) -> nn.Module:
+    """A causal LM from its config with random weights, on the GPU: timing needs no real weights."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model.eval()
+
+
+@torch.no_grad()
+def time_decode(model: nn.Module, batch: int, context: int, replays: int = 30) -> float:
+    """Seconds of one decode step (batch sequences, `context` cached tokens), as a CUDA graph."""
+    from transformers import StaticCache
+
+    cache = StaticCache(config=model.config, max_cache_len=context + 1)
+    ids = torch.randint(0, model.config.vocab_size, (batch, 1), device="cuda")
+    pos = torch.tensor([context], device="cuda")
+
+    def step():
+        return model(input_ids=ids, past_key_values=cache, cache_position=pos, use_cache=True).logits
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm up off the default stream, as graph capture wants
+        for _ in range(2):
+            step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(replays):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e-3)
+    del graph, cache
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def time_prefill(model: nn.Module, batch: int, context: int, runs: int = 5) -> float:
+    """Seconds of a prompt forward (batch x context tokens, logits of the last position only)."""
+    ids = torch.randint(0, model.config.vocab_size, (batch, context), device="cuda")
+
+    def fwd():
+        return model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
+
+    fwd()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(runs):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fwd()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e-3)
+    return statistics.median(times)
+
+
+# ---- the rest of the forward ----------------------------------------------------------
+@dataclass(frozen=True)
+class ForwardPoint:
+    phase: str  # "decode" | "prefill"
+    batch: int
+    context: int
+    total_s: float  # timed forward
+    linear_s: float  # sum of the linear layers' profiled times at the same token counts
+
+    @property
+    def rest_s(self) -> float:
+        return self.total_s - self.linear_s
+
+
+def fit_rest(shape: ModelShape, points: list[ForwardPoint], bandwidth: float, fp16_flops: float) -> RestCalibration:
+    """Least-squares fit of `RestCalibration` to timed forwards of the fp16 model.
+
+    decode:  rest = L*block_s + kv_bytes * (1/(bw*kv_eff))             unknowns block_s, 1/kv_eff
+    prefill: rest = L*block_s + T*L*c * passes + attn_flops * (1/(F*attn_eff))   passes, 1/attn_eff
+    """
+    import numpy as np
+
+    from autoquant.hardware.latency import _q_width
+
+    L = shape.num_blocks
+    dec = [p for p in points if p.phase == "decode"]
+    pre = [p for p in points if p.phase == "prefill"]
+    a = np.array([[L, kv_cache_bytes(shape, p.batch, p.context) / bandwidth] for p in dec])
+    (block_s, inv_kv), *_ = np.linalg.lstsq(a, np.array([p.rest_s for p in dec]), rcond=None)
+    block_s = max(float(block_s), 0.0)
+    kv_eff = 1.0 / inv_kv if inv_kv > 1.0 else 1.0  # cannot beat the bandwidth
+    per_pass = (shape.hidden_size + shape.intermediate_size) * 2 / bandwidth
+    a = np.array([
+        [p.batch * p.context * L * per_pass, L * 2 * p.batch * p.context**2 * _q_width(shape) / fp16_flops] for p in pre
+    ])
+    b = np.array([p.rest_s - L * block_s for p in pre])
+    (passes, inv_attn), *_ = np.linalg.lstsq(a, b, rcond=None)
+    return RestCalibration(
+        block_s=block_s, kv_efficiency=min(kv_eff, 1.0), token_passes=max(float(passes), 0.0),
+        attn_efficiency=min(1.0 / inv_attn, 1.0) if inv_attn > 1.0 else 1.0, measured=True,
+    )
+
+
+def linear_seconds(shape: ModelShape, fmt_of: Callable[[object], QuantFormat], tokens: int, lm_tokens: int,
+                   times: dict[str, dict[str, list[float]]], buckets: list[int]) -> float:
+    """Sum of profiled layer times (interpolated) for one forward."""
+    from autoquant.hardware.profile import _interpolate
+
+    total = 0.0
+    for layer in shape.layers:
+        t = lm_tokens if layer.role == "lm_head" else tokens
+        total += _interpolate(buckets, times[shape_key(layer.out_features, layer.in_features)][str(fmt_of(layer))], t)
+    return total
+
+
+def calibrate_rest(
+    model: nn.Module, shape: ModelShape, times: dict[str, dict[str, list[float]]], buckets: list[int],
+    bandwidth: float, fp16_flops: float, decode_contexts: tuple[int, ...] = (512, 4096),
+    prefill_contexts: tuple[int, ...] = (256, 2048), progress: Progress | None = None,
+) -> tuple[RestCalibration, list[ForwardPoint]]:
+    """Time the (16-bit) model's forwards; what its linear layers do not explain is the rest."""
+    fp16 = QuantFormat("fp16")
+    points = []
+    for c in decode_contexts:
+        points.append(ForwardPoint("decode", 1, c, time_decode(model, 1, c), linear_seconds(shape, lambda _: fp16, 1, 1, times, buckets)))
+        if progress:
+            progress(f"decode forward, context {c}")
+    for c in prefill_contexts:
+        points.append(ForwardPoint("prefill", 1, c, time_prefill(model, 1, c), linear_seconds(shape, lambda _: fp16, c, 1, times, buckets)))
+        if progress:
+            progress(f"prefill forward, {c} tokens")
+    return fit_rest(shape, points, bandwidth, fp16_flops), points
+
+
+# ---- a whole profile --------------------------------------------------------------------
+def run_profile(
+    shape: ModelShape,
+    model_name: str,
+    formats: list[QuantFormat],
+    buckets: list[int] | tuple[int, ...] = DEFAULT_BUCKETS,
+    config=None,
+    progress: Progress | None = None,
+) -> HardwareProfile:
+    """Time every (linear shape, format, bucket) of the model; with its config, also time whole
+    16-bit forwards of a random-weight copy to fit the rest-of-model allowance."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("profiling needs a CUDA GPU")
+    buckets = sorted(set(int(b) for b in buckets))
+    fmts = list(dict.fromkeys([QuantFormat("fp16"), *formats]))  # fp16 always: the rest fit needs it
+    ident = gpu_identity()
+    bw = measure_bandwidth()
+    flops = measure_fp16_flops()
+    shapes = [(layer.out_features, layer.in_features) for layer in shape.layers]
+    times = profile_layers(shapes, fmts, buckets, progress)
+    notes: dict = {"method": "triton.testing.do_bench median, L2 flushed before each run; CUDA-graph decode forwards"}
+    prof = HardwareProfile(
+        gpu=ident, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), model=model_name,
+        bandwidth=bw, fp16_flops=flops, buckets=buckets, layers=times, notes=notes,
+    )
+    fits = shape.total_params * 2 < 0.6 * ident["memory_bytes"]
+    if config is not None and not fits:
+        notes["rest"] = "default, not fitted: the 16-bit model does not fit this GPU for a timed forward"
+    if config is not None and fits:
+        model = build_model(config)
+        rest, points = calibrate_rest(model, shape, times, buckets, bw, flops, progress=progress)
+        prof.rest = rest
+        notes["rest_points"] = [vars(p) | {"rest_s": p.rest_s} for p in points]
+        del model
+        torch.cuda.empty_cache()
+    return prof
