@@ -238,7 +238,7 @@ def fit_rest(shape: ModelShape, points: list[ForwardPoint], bandwidth: float, fp
     pre = [p for p in points if p.phase == "prefill"]
     a = np.array([[L, kv_cache_bytes(shape, p.batch, p.context) / bandwidth] for p in dec])
     (block_s, inv_kv), *_ = np.linalg.lstsq(a, np.array([p.rest_s for p in dec]), rcond=None)
-    block_s = max(float(block_s), 0.0)
+    block_s, inv_kv = max(float(block_s), 0.0), float(inv_kv)
     kv_eff = 1.0 / inv_kv if inv_kv > 1.0 else 1.0  # cannot beat the bandwidth
     per_pass = (shape.hidden_size + shape.intermediate_size) * 2 / bandwidth
     a = np.array([
@@ -246,6 +246,7 @@ def fit_rest(shape: ModelShape, points: list[ForwardPoint], bandwidth: float, fp
     ])
     b = np.array([p.rest_s - L * block_s for p in pre])
     (passes, inv_attn), *_ = np.linalg.lstsq(a, b, rcond=None)
+    passes, inv_attn = float(passes), float(inv_attn)
     return RestCalibration(
         block_s=block_s, kv_efficiency=min(kv_eff, 1.0), token_passes=max(float(passes), 0.0),
         attn_efficiency=min(1.0 / inv_attn, 1.0) if inv_attn > 1.0 else 1.0, measured=True,
@@ -291,9 +292,10 @@ def run_profile(
     buckets: list[int] | tuple[int, ...] = DEFAULT_BUCKETS,
     config=None,
     progress: Progress | None = None,
+    model: nn.Module | None = None,
 ) -> HardwareProfile:
-    """Time every (linear shape, format, bucket) of the model; with its config, also time whole
-    16-bit forwards of a random-weight copy to fit the rest-of-model allowance."""
+    """Time every (linear shape, format, bucket) of the model; with its config (or a built 16-bit
+    `model`), also time whole forwards of a random-weight copy to fit the rest-of-model allowance."""
     if not torch.cuda.is_available():
         raise RuntimeError("profiling needs a CUDA GPU")
     buckets = sorted(set(int(b) for b in buckets))
@@ -309,13 +311,15 @@ def run_profile(
         bandwidth=bw, fp16_flops=flops, buckets=buckets, layers=times, notes=notes,
     )
     fits = shape.total_params * 2 < 0.6 * ident["memory_bytes"]
-    if config is not None and not fits:
+    if model is None and config is not None and not fits:
         notes["rest"] = "default, not fitted: the 16-bit model does not fit this GPU for a timed forward"
-    if config is not None and fits:
-        model = build_model(config)
-        rest, points = calibrate_rest(model, shape, times, buckets, bw, flops, progress=progress)
+    elif model is not None or config is not None:
+        built = model is None
+        fwd_model = build_model(config) if built else model
+        rest, points = calibrate_rest(fwd_model, shape, times, buckets, bw, flops, progress=progress)
         prof.rest = rest
         notes["rest_points"] = [vars(p) | {"rest_s": p.rest_s} for p in points]
-        del model
-        torch.cuda.empty_cache()
+        if built:
+            del fwd_model
+            torch.cuda.empty_cache()
     return prof

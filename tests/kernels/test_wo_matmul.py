@@ -14,7 +14,7 @@ import torch
 from autoquant.formats import QuantFormat, all_formats
 from autoquant.quant import dequantize, quantize
 from kernels import KernelConfig, wo_matmul
-from kernels.wo_matmul import _prune_large, _prune_small, _large_configs, _small_configs, m_bucket
+from kernels.wo_matmul import _large_configs, _prune_large, _prune_small, _small_configs, default_config, m_bucket
 
 DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
 INT_FORMATS = [f for f in all_formats() if not f.is_float]
@@ -33,6 +33,8 @@ def _check(fmt: QuantFormat, m: int, n: int, k: int, dtype: torch.dtype, bias: b
     x = _rand(m, k, dtype=dtype).to(DEVICE)
     b = _rand(n, dtype=dtype).to(DEVICE) if bias else None
     out = torch.full((m, n), float("nan"), dtype=dtype, device=DEVICE)
+    if config is None and DEVICE == "cuda":  # on a GPU, skip autotuning every tiny case (compile time)
+        config = default_config(m, fmt.effective_group(k), k, fmt.bits)
     y = wo_matmul(x, qw, b, config=config, out=out)
     ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
     if b is not None:

@@ -1,0 +1,186 @@
+"""Benchmark the weight-only kernels against cuBLAS fp16, torch's int4 kernel and the roofline.
+
+    python bench/kernels.py --out bench/results            # on a GPU
+
+Shapes: the linear layers of Llama-3-8B and Llama-2-70B (q/o, k/v, gate/up, down, lm_head),
+M (tokens) in {1, 4, 16, 64, 256, 2048}. Every timing is a `triton.testing.do_bench` median
+with L2 flushed before each run (weights are read cold, as in decoding). Each kernel output is
+checked against a float32 reference before it is timed. Writes kernels-<gpu>.json (one record
+per kernel, format, shape, M) and prints the medians against the issue's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import triton
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoquant.formats import QuantFormat  # noqa: E402
+from autoquant.hardware.measure import gpu_identity, measure_bandwidth, measure_fp16_flops  # noqa: E402
+from autoquant.quant import dequantize, quantize  # noqa: E402
+from kernels import wo_matmul  # noqa: E402
+from kernels.wo_matmul import tuned_config  # noqa: E402
+
+SHAPES = {  # role -> (out N, in K)
+    "llama-3-8b": {"q/o": (4096, 4096), "k/v": (1024, 4096), "gate/up": (14336, 4096), "down": (4096, 14336),
+                   "lm_head": (128256, 4096)},
+    "llama-2-70b": {"q/o": (8192, 8192), "k/v": (1024, 8192), "gate/up": (28672, 8192), "down": (8192, 28672),
+                    "lm_head": (32000, 8192)},
+}
+MS = (1, 4, 16, 64, 256, 2048)
+FORMATS = ("int4-g128-sym", "int4-g128-asym", "int8-pc-sym", "int4-g32-asym")
+TARGETS = [  # (format, M, what, threshold, lower is worse?)
+    ("int4-g128", 1, "speedup", 3.0), ("int4-g128", 1, "frac_bw", 0.80), ("int4-g128", 16, "speedup", 2.5),
+    ("int8-pc-sym", 1, "speedup", 1.8), ("int4-g128", 2048, "speedup", 0.9),
+]
+
+
+def bench(fn, rep_ms: int = 30) -> float:
+    fn()
+    torch.cuda.synchronize()
+    return triton.testing.do_bench(fn, warmup=5, rep=rep_ms, return_mode="median") * 1e-3
+
+
+def torch_int4(w16: torch.Tensor, group: int = 128):
+    """torch.ops.aten._weight_int4pack_mm (tinygemm, bf16 activations), or the reason it is missing."""
+    n, k = w16.shape
+    try:
+        codes = torch.randint(0, 16, (n, k), dtype=torch.int32, device="cuda")
+        packed = (codes[:, ::2] << 4 | codes[:, 1::2]).to(torch.uint8)
+        w = torch.ops.aten._convert_weight_to_int4pack(packed, 8)
+        sz = torch.randn(k // group, n, 2, dtype=torch.bfloat16, device="cuda") * 0.01
+        x0 = torch.randn(1, k, dtype=torch.bfloat16, device="cuda")
+        torch.ops.aten._weight_int4pack_mm(x0, w, group, sz)
+        return lambda x: torch.ops.aten._weight_int4pack_mm(x, w, group, sz), None
+    except Exception as e:  # the op or its CUDA kernel is absent from this build
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--models", default=",".join(SHAPES))
+    ap.add_argument("--ms", default=",".join(map(str, MS)))
+    ap.add_argument("--formats", default=",".join(FORMATS))
+    args = ap.parse_args()
+    ms = [int(m) for m in args.ms.split(",")]
+    formats = [QuantFormat.parse(f) for f in args.formats.split(",")]
+    t_start = time.time()
+    ident = gpu_identity()
+    bw, flops = measure_bandwidth(), measure_fp16_flops()
+    print(f"{ident['name']}: copy bandwidth {bw / 1e12:.2f} TB/s (read+write), fp16 matmul {flops / 1e12:.0f} TFLOP/s", flush=True)
+    records, notes = [], {}
+    for model in args.models.split(","):
+        for role, (n, k) in SHAPES[model].items():
+            torch.manual_seed(0)
+            w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
+            xs = {m: torch.randn(m, k, dtype=torch.float16, device="cuda") for m in ms}
+            fp16_s = {m: bench(lambda m=m: F.linear(xs[m], w16)) for m in ms}
+            base = dict(model=model, role=role, N=n, K=k)
+
+            def record(kernel: str, fmt: str, m: int, secs: float, nbytes: int, **extra) -> None:
+                records.append({**base, "kernel": kernel, "format": fmt, "M": m, "ms": secs * 1e3,
+                                "fp16_ms": fp16_s[m] * 1e3, "speedup": fp16_s[m] / secs,
+                                "gbps": nbytes / secs / 1e9, "frac_bw": nbytes / secs / bw,
+                                "tflops": 2 * m * n * k / secs / 1e12, **extra})
+
+            act = lambda m: m * (n + k) * 2  # noqa: E731  x read + y written
+            for m in ms:
+                record("cublas", "fp16", m, fp16_s[m], n * k * 2 + act(m))
+            int4_fn, why = torch_int4(w16)
+            if int4_fn is None:
+                notes["torch_int4"] = why
+            else:
+                for m in ms:
+                    x = xs[m].to(torch.bfloat16)
+                    record("torch-int4", "int4-g128 (tinygemm, bf16)", m, bench(lambda x=x: int4_fn(x)),
+                           QuantFormat.parse("int4-g128-asym").storage_bytes(n, k) + act(m))
+            for fmt in formats:
+                qw = quantize(w16, fmt)
+                w_ref = dequantize(qw, torch.float32)
+                for m in ms:
+                    x = xs[m]
+                    y = wo_matmul(x, qw)
+                    ref = x.float() @ w_ref.t()
+                    rel = ((y.float() - ref).norm() / ref.norm()).item()
+                    if not rel < 3e-3:
+                        raise SystemExit(f"WRONG RESULT {fmt} {model} {role} M={m}: relative error {rel:.2e}")
+                    secs = bench(lambda x=x: wo_matmul(x, qw))
+                    cfg = tuned_config(m)
+                    record("autoquant", str(fmt), m, secs, fmt.storage_bytes(n, k) + act(m), rel_err=rel,
+                           config=str(cfg) if cfg is not None else None)
+                del qw, w_ref
+            print(f"{model} {role} {n}x{k} done ({time.time() - t_start:.0f}s)", flush=True)
+            del w16, xs
+            torch.cuda.empty_cache()
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "-" for c in (ident.get("spec") or ident["name"]).lower())
+    summary = summarize(records)
+    payload = {"gpu": ident, "bandwidth": bw, "fp16_flops": flops, "seconds": time.time() - t_start,
+               "method": "triton.testing.do_bench median, L2 flushed before each run; fp16 activations "
+                         "(torch int4: bf16, its only dtype); bytes = weight storage + x + y",
+               "notes": notes, "summary": summary, "records": records}
+    (out / f"kernels-{slug}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    print_summary(summary)
+
+
+def _median(records, kernel, fmt_prefix, m, key):
+    vals = [r[key] for r in records if r["kernel"] == kernel and r["format"].startswith(fmt_prefix) and r["M"] == m]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(records) -> dict:
+    rows = []
+    kinds = sorted({(r["kernel"], r["format"]) for r in records if r["kernel"] != "cublas"})
+    for kernel, fmt in kinds:
+        for m in sorted({r["M"] for r in records}):
+            sp = _median(records, kernel, fmt, m, "speedup")
+            if sp is None:
+                continue
+            rows.append({"kernel": kernel, "format": fmt, "M": m, "median_speedup": sp,
+                         "median_frac_bw": _median(records, kernel, fmt, m, "frac_bw"),
+                         "median_ms": _median(records, kernel, fmt, m, "ms")})
+    targets = []
+    for fmt, m, what, thr in TARGETS:
+        for f in sorted({r["format"] for r in records if r["kernel"] == "autoquant" and r["format"].startswith(fmt)}):
+            v = _median(records, "autoquant", f, m, "speedup" if what == "speedup" else "frac_bw")
+            if v is not None:
+                targets.append({"format": f, "M": m, "metric": what, "target": thr, "value": v, "met": v >= thr})
+    vs_int4 = []
+    for m in (1, 4, 16):
+        for f in sorted({r["format"] for r in records if r["kernel"] == "autoquant" and r["format"].startswith("int4-g128")}):
+            ours = {(r["model"], r["role"]): r["ms"] for r in records if r["format"] == f and r["M"] == m}
+            theirs = {(r["model"], r["role"]): r["ms"] for r in records if r["kernel"] == "torch-int4" and r["M"] == m}
+            common = [k for k in ours if k in theirs]
+            if common:
+                ratio = statistics.median(theirs[c] / ours[c] for c in common)
+                vs_int4.append({"format": f, "M": m, "median_speedup_vs_torch_int4": ratio, "met": ratio > 1.0})
+    return {"rows": rows, "targets": targets, "vs_torch_int4": vs_int4}
+
+
+def print_summary(summary: dict) -> None:
+    print("\n| kernel | format | M | median speedup vs fp16 | median frac of measured BW | median ms |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in summary["rows"]:
+        print(f"| {r['kernel']} | {r['format']} | {r['M']} | {r['median_speedup']:.2f}x | {r['median_frac_bw']:.2f} | {r['median_ms']:.4f} |")
+    print("\ntargets:")
+    for t in summary["targets"]:
+        print(f"  {t['format']:>16} M={t['M']:<5} {t['metric']:>8} {t['value']:.2f} (target {t['target']}) {'MET' if t['met'] else 'MISSED'}")
+    for t in summary["vs_torch_int4"]:
+        print(f"  {t['format']:>16} M={t['M']:<5} vs torch int4 {t['median_speedup_vs_torch_int4']:.2f}x {'MET' if t['met'] else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
