@@ -1,0 +1,218 @@
+"""What a search shows and writes: the front table, JSON, the plot, the plan file.
+
+    runs/<model>/<study>/
+        study.db     the Optuna study (SQLite default; elsewhere with --storage)
+        front.json   the whole result, machine-readable (the same document as --json)
+        plan.json    the recommended plan (autoquant.plan format, search metadata included)
+        front.png    memory vs quality: the proxy front, the measured plans, baselines, recommended
+
+Quality in the table is measured (perplexity and KL on the evaluation text); the proxy KL
+the search optimised is shown beside it. Memory always comes from the memory model
+(estimated); latency is labelled estimated unless every number came from a measured profile.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from autoquant.budgets import format_bytes, format_seconds
+from autoquant.search.front import FrontPlan
+
+if TYPE_CHECKING:
+    from autoquant.search.run import SearchResult
+
+REPORT_VERSION = 1
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def plan_row(p: FrontPlan, result: SearchResult, with_layers: bool = False) -> dict[str, Any]:
+    c = p.costs
+    row: dict[str, Any] = {
+        "label": p.label or f"trial {p.trial}",
+        "trial": p.trial,
+        "memory_bytes": c.memory_bytes,
+        "linear_bytes": c.weight_bytes,
+        "bits_per_weight": round(c.bits_per_weight, 4),
+        "decode_s": _num(c.decode_s),
+        "prefill_s": _num(c.prefill_s),
+        "latency_estimated": c.latency_estimated,
+        "proxy_kl": _num(c.proxy_kl),
+        "measured": p.measured,
+        "summary": p.plan.summary(),
+        "recommended": p is result.recommended,
+    }
+    if with_layers:
+        row["layers"] = {name: str(f) for name, f in p.plan.formats.items()}
+    return row
+
+
+def to_json(result: SearchResult) -> dict[str, Any]:
+    req = result.request
+    return {
+        "autoquant_search_version": REPORT_VERSION,
+        "model": result.model,
+        "space": result.space.name,
+        "hardware": result.hardware,
+        "latency_estimated": result.latency_estimated,
+        "memory_estimated": True,
+        "batch": req.batch,
+        "context": req.context,
+        "budgets": req.budgets.to_dict(),
+        "study": {"name": result.study, "storage": result.storage, "trials": result.trials_total,
+                  "added": result.trials_added, "seeded": result.seeded, "sampler": req.sampler},
+        "proxy_front_size": result.proxy_front_size,
+        "reference": result.reference.to_dict(),
+        "baselines": [plan_row(b, result) for b in result.front.baselines],
+        "front": [plan_row(p, result, with_layers=p.measured is not None) for p in result.front.plans],
+        "recommended": None if result.recommended is None else plan_row(result.recommended, result, True),
+        "notes": result.table_notes + result.notes,
+        "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
+        "files": result.files,
+    }
+
+
+# ---- the table -----------------------------------------------------------------------------------
+def _quality_cells(p: FrontPlan, ref_ppl: float) -> tuple[str, str, str]:
+    if p.measured is None:
+        return "-", "-", "-"
+    m = p.measured
+    return f"{m['perplexity']:.2f}", f"{m['ppl_change'] * 100:+.2f}%", f"{m['kl']:.4f}"
+
+
+def front_table(result: SearchResult) -> Table:
+    est = " (est.)" if result.latency_estimated else ""
+    req = result.request
+    title = (
+        f"{result.model}: front of {sum(p.measured is not None for p in result.front.plans)} measured plans "
+        f"(of {len(result.front.plans)} on the front, {result.trials_total} trials), "
+        f"batch {req.batch}, context {req.context}, {result.hardware}"
+    )
+    table = Table(title=title, title_justify="left")
+    for col, just in (("plan", "left"), ("memory", "right"), ("bits/w", "right"),
+                      (f"decode{est}", "right"), (f"prefill{est}", "right"), ("ppl", "right"),
+                      ("Δppl", "right"), ("KL", "right"), ("proxy KL", "right"), ("formats", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    ref = result.reference.perplexity
+
+    def add(p: FrontPlan, name: str, style: str = "") -> None:
+        ppl, dppl, kl = _quality_cells(p, ref)
+        c = p.costs
+        table.add_row(
+            name, format_bytes(c.memory_bytes), f"{c.bits_per_weight:.2f}",
+            "-" if math.isnan(c.decode_s) else format_seconds(c.decode_s),
+            "-" if math.isnan(c.prefill_s) else format_seconds(c.prefill_s),
+            ppl, dppl, kl, "-" if math.isnan(c.proxy_kl) else f"{c.proxy_kl:.4f}",
+            p.plan.summary(), style=style,
+        )
+
+    for p in result.front.plans:
+        if p.measured is None:
+            continue
+        star = p is result.recommended
+        add(p, ("★ " if star else "  ") + f"trial {p.trial}", "bold green" if star else "")
+    table.add_section()
+    for b in result.front.baselines:
+        add(b, f"  {b.label}", "dim")
+    return table
+
+
+def print_report(result: SearchResult, console: Console) -> None:
+    """Human output on `console` (stdout): the table, the recommendation, notes, files."""
+    console.print(front_table(result))
+    rec = result.recommended
+    budgets = result.request.budgets
+    within = [f"memory {format_bytes(budgets.memory_bytes)}"]
+    if budgets.latency_s is not None:
+        within.append(f"decode latency {format_seconds(budgets.latency_s)}")
+    if budgets.quality is not None:
+        within.append(f"quality {budgets.quality}")
+    if rec is not None:
+        m = rec.measured
+        console.print(
+            f"[bold]recommended:[/bold] trial {rec.trial}: {format_bytes(rec.costs.memory_bytes)}, "
+            f"{rec.costs.bits_per_weight:.2f} bits/weight, ppl {m['perplexity']:.2f} ({m['ppl_change'] * 100:+.2f}%), "
+            f"KL {m['kl']:.4f} on {m['tokens']} tokens of {m['text']} "
+            f"(best measured quality within {', '.join(within)})"
+        )
+    for note in result.table_notes + result.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+    for what, path in result.files.items():
+        console.print(f"[dim]{what}: {path}[/dim]")
+
+
+# ---- files -------------------------------------------------------------------------------------------
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)  # atomic: a crash never leaves half a report
+
+
+def write_run(result: SearchResult) -> dict[str, str]:
+    """front.json, plan.json (when there is a recommendation) and front.png; returns their paths."""
+    run_dir = result.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files = {"front_json": str(run_dir / "front.json"), "plot": str(run_dir / "front.png")}
+    if result.recommended is not None:
+        files["plan"] = str(result.recommended.plan.save(run_dir / "plan.json"))
+    if result.storage.startswith("sqlite:///"):
+        files["study"] = result.storage.removeprefix("sqlite:///")
+    result.files = files
+    plot_front(result, Path(files["plot"]))
+    _write_json(Path(files["front_json"]), to_json(result))
+    return files
+
+
+def plot_front(result: SearchResult, path: Path) -> None:
+    """Two panels: the proxy front the search found (left), the measured quality (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    budget_mb = result.request.budgets.memory_bytes / 1e6
+    plans = result.front.plans
+    mem = [p.costs.memory_bytes / 1e6 for p in plans]
+    ax1.plot(mem, [p.costs.proxy_kl for p in plans], "o-", ms=3, lw=1, color="tab:blue", label="front (proxy)")
+    meas = [p for p in plans if p.measured is not None]
+    ax1.plot([p.costs.memory_bytes / 1e6 for p in meas], [p.costs.proxy_kl for p in meas], "o", mfc="none",
+             ms=8, color="tab:orange", label="measured")
+    ax1.set_xlabel("serving memory (MB, estimated)")
+    ax1.set_ylabel("proxy KL (sum of per-layer estimates)")
+    ax1.set_title("search front (proxy)")
+
+    ax2.plot([p.costs.memory_bytes / 1e6 for p in meas], [p.measured["perplexity"] for p in meas], "o-",
+             color="tab:orange", label="front plans (measured)")
+    markers = {"uniform fp16": "s", "uniform int8-pc-sym": "D", "uniform int4-g128-asym": "^"}
+    for b in result.front.baselines:
+        ax2.plot(b.costs.memory_bytes / 1e6, b.measured["perplexity"], markers.get(b.label, "x"), ms=8,
+                 color="gray", label=b.label)
+    rec = result.recommended
+    if rec is not None:
+        for ax, y in ((ax1, rec.costs.proxy_kl), (ax2, rec.measured["perplexity"])):
+            ax.plot(rec.costs.memory_bytes / 1e6, y, "*", ms=16, color="tab:green", label="recommended", zorder=5)
+    ax2.set_xlabel("serving memory (MB, estimated)")
+    ax2.set_ylabel(f"perplexity ({result.reference.tokens} tokens, {result.reference.text})")
+    ax2.set_title("measured quality")
+    for ax in (ax1, ax2):
+        lo, hi = ax.get_xlim()
+        if lo <= budget_mb <= hi * 1.02:
+            ax.axvline(budget_mb, color="red", ls="--", lw=1, label="memory budget")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{result.model} — {result.space.name} space, study {result.study}", fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
