@@ -85,3 +85,19 @@ class ParetoFront:
 
     def __len__(self) -> int:
         return len(self.plans)
+
+
+def hypervolume_ratio(points: np.ndarray, exact: np.ndarray, margin: float = 0.1) -> float:
+    """HV(points) / HV(exact) in 2-D, both normalised by the exact front's ideal and nadir
+    (each objective mapped to [0, 1] over the exact front) with the reference point at
+    1 + margin in each: the usual way to compare an approximate front with the true one.
+    """
+    exact = np.asarray(exact, dtype=float).reshape(-1, 2)
+    lo, hi = exact.min(axis=0), exact.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+
+    def norm(p: np.ndarray) -> np.ndarray:
+        return (np.asarray(p, dtype=float).reshape(-1, 2) - lo) / span
+
+    ref = (1.0 + margin, 1.0 + margin)
+    return hypervolume_2d(norm(points), ref) / hypervolume_2d(norm(exact), ref)

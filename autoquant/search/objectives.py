@@ -77,18 +77,18 @@ class PlanCosts:
     prefill_s: float
     latency_estimated: bool
 
-    def violations(self, budgets: Budgets) -> list[float]:
-        """Optuna constraint values: <= 0 where a budget is met."""
-        out = [float(self.memory_bytes - budgets.memory_bytes) / 1e6]
+    def violations(self, budgets: Budgets) -> dict[str, float]:
+        """Optuna constraint values, <= 0 where a budget is met (MB, ms, nats: similar scales)."""
+        out = {"memory_mb": float(self.memory_bytes - budgets.memory_bytes) / 1e6}
         if budgets.latency_s is not None:
-            out.append((self.decode_s - budgets.latency_s) * 1e3)
+            out["decode_ms"] = (self.decode_s - budgets.latency_s) * 1e3
         kl_limit = budgets.proxy_kl_limit()
         if kl_limit is not None:
-            out.append(self.proxy_kl - kl_limit)
+            out["proxy_kl"] = self.proxy_kl - kl_limit
         return out
 
     def fits(self, budgets: Budgets) -> bool:
-        return all(v <= 0 for v in self.violations(budgets))
+        return all(v <= 0 for v in self.violations(budgets).values())
 
 
 @dataclass(frozen=True)

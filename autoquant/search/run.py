@@ -35,7 +35,8 @@ from autoquant.search.dp import ProxyFront, exact_front
 from autoquant.search.front import FrontPlan, ParetoFront, pareto_mask
 from autoquant.search.measure import DEFAULT_EVAL_TOKENS, Measurement, PlanMeasurer
 from autoquant.search.objectives import Budgets, KLTable, SearchProblem
-from autoquant.search.study import DEFAULT_SAMPLER, SearchStudy, default_storage, encode_choice
+from autoquant.search.study import (DEFAULT_SAMPLER, SAMPLERS, SearchStudy, default_storage, encode_choice,
+                                    open_persistent)
 from autoquant.space import SearchSpace, load_space
 
 DEFAULT_TRIALS = 1000
@@ -116,6 +117,8 @@ def validate_request(req: SearchRequest) -> None:
         raise UserError(f"--eval-tokens must be at least 64 (got {req.eval_tokens})")
     if req.measure_plans < 1:
         raise UserError(f"--measure must be at least 1 (got {req.measure_plans})")
+    if req.sampler not in SAMPLERS:
+        raise UserError(f"unknown sampler {req.sampler!r}; accepted: {', '.join(SAMPLERS)}")
 
 
 class _ZeroKL:
@@ -232,6 +235,17 @@ def run_search(req: SearchRequest) -> SearchResult:
     bare = SearchProblem.build(shape, space, _ZeroKL(), latency_model, batch=req.batch, context=req.context,
                                model_name=source.display)
     check_reachable(bare, budgets, latency_model.name)
+    if not source.has_weights:
+        raise UserError(
+            f"{source.display} holds only a config (no weights): search profiles and measures the model, "
+            "so it needs the weights (`autoquant estimate` plans memory without them)"
+        )
+    # The storage and an existing study are checked before minutes of profiling, not after.
+    study_name = req.study or default_study_name(space, req.batch, req.context)
+    run_dir = Path(req.runs_dir) / model_slug(source) / study_name
+    storage = req.storage or default_storage(run_dir)
+    model_fp = fingerprint(source)
+    open_persistent(study_name, storage, bare, model_fp)
 
     # ---- 3. sensitivity --------------------------------------------------------------------------
     from autoquant.sensitivity import profile_sensitivity
@@ -248,10 +262,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     timings["dp"] = time.perf_counter() - t
 
     # ---- 5. study -------------------------------------------------------------------------------------
-    study_name = req.study or default_study_name(space, req.batch, req.context)
-    run_dir = Path(req.runs_dir) / model_slug(source) / study_name
-    storage = req.storage or default_storage(run_dir)
-    study = SearchStudy(study_name, storage, problem, budgets, model_fingerprint=fingerprint(source),
+    study = SearchStudy(study_name, storage, problem, budgets, model_fingerprint=model_fp,
                         sampler=req.sampler, seed=req.seed)
     before = len(study.trials())
     seeded = study.seed(proxy_front)

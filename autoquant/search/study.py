@@ -5,7 +5,7 @@ from the precomputed problem (about a millisecond), with objectives
 
     (proxy KL, total memory bytes[, decode seconds])      all minimised
 
-and the budgets as constraints (`constraints_func`): the sampler prefers feasible plans but
+and the budgets as constraints (`Trial.set_constraint`): the sampler prefers feasible plans but
 still learns from the rest. Before the first trial the study is seeded with the uniform plans
 of the space and with exact DP solutions of the proxy spread over memory, so the front
 starts at the optimum of the proxy and the sampler works on the latency trade-off and the gaps.
@@ -82,21 +82,15 @@ def decode_choice(code: str) -> list[int]:
     return [_DIGITS.index(ch) for ch in code]
 
 
-def _constraints(trial: FrozenTrial) -> Sequence[float]:
-    return trial.user_attrs.get(_CONSTRAINTS, [0.0])
-
-
 def make_sampler(name: str, seed: int | None = None) -> optuna.samplers.BaseSampler:
     """NSGA-II by default, measured against TPE and random search (see the issue report):
     with seeds all reach the same front; unseeded, NSGA-II with a small population finds
     the best front in few trials, and at ~5 ms a trial it is 4x cheaper than multivariate TPE.
     """
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=POPULATION, seed=seed, constraints_func=_constraints)
+        return optuna.samplers.NSGAIISampler(population_size=POPULATION, seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(
-            multivariate=True, seed=seed, constraints_func=_constraints, n_startup_trials=POPULATION
-        )
+        return optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=POPULATION)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise UserError(f"unknown sampler {name!r}; accepted: {', '.join(SAMPLERS)}")
@@ -113,7 +107,29 @@ def objective_values(problem: SearchProblem, costs: PlanCosts) -> list[float]:
     return values
 
 
-def _open_persistent(name: str, storage: str, directions: list[str]) -> optuna.Study:
+def open_persistent(name: str, storage: str, problem: SearchProblem, model_fingerprint: str) -> optuna.Study:
+    """The stored study, created or loaded; UserError for a bad URL or a study made for another setup.
+
+    Needs only the problem's shape and space, so the CLI calls it before profiling too.
+    """
+    directions = ["minimize"] * (3 if problem.latency is not None else 2)
+    study = _create(name, storage, directions)
+    signature = problem_signature(problem, model_fingerprint)
+    existing = study.user_attrs.get(_STUDY_KEY)
+    if existing is None:
+        study.set_user_attr(_STUDY_KEY, signature)
+        study.set_user_attr(_GROUPS_KEY, [[g.label, [str(f) for f in g.choices]] for g in problem.groups])
+    elif existing != signature:
+        diff = [k for k in signature if existing.get(k) != signature[k]]
+        raise UserError(
+            f"study {name!r} was made for another setup "
+            f"({', '.join(f'{k}: {existing.get(k)!r} there, {signature[k]!r} now' for k in diff)}); "
+            "pass a new --study name, or the same model, space, batch and context to resume it"
+        )
+    return study
+
+
+def _create(name: str, storage: str, directions: list[str]) -> optuna.Study:
     if storage.startswith("sqlite:///"):
         Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -157,8 +173,7 @@ class SearchStudy:
         self.flush_every = flush_every
         self.sampler_name = sampler
         directions = ["minimize"] * (3 if problem.latency is not None else 2)
-        self.persistent = _open_persistent(name, storage, directions)
-        self._check_signature(model_fingerprint)
+        self.persistent = open_persistent(name, storage, problem, model_fingerprint)
         self.working = optuna.create_study(directions=directions, sampler=make_sampler(sampler, seed))
         self._distributions = {
             g.label: CategoricalDistribution([str(f) for f in g.choices]) for g in problem.searched_groups
@@ -166,22 +181,6 @@ class SearchStudy:
         self._known: set[str] = set()  # uids present in the working study
         self._pending: list[FrozenTrial] = []  # finished in working, not yet flushed
         self.loaded = self._pull()
-
-    def _check_signature(self, model_fingerprint: str) -> None:
-        signature = problem_signature(self.problem, model_fingerprint)
-        existing = self.persistent.user_attrs.get(_STUDY_KEY)
-        if existing is None:
-            self.persistent.set_user_attr(_STUDY_KEY, signature)
-            self.persistent.set_user_attr(
-                _GROUPS_KEY, [[g.label, [str(f) for f in g.choices]] for g in self.problem.groups]
-            )
-        elif existing != signature:
-            diff = [k for k in signature if existing.get(k) != signature[k]]
-            raise UserError(
-                f"study {self.name!r} was made for another setup "
-                f"({', '.join(f'{k}: {existing.get(k)!r} there, {signature[k]!r} now' for k in diff)}); "
-                "pass a new --study name, or the same model, space, batch and context to resume it"
-            )
 
     # ---- persistence ---------------------------------------------------------------------
     def _pull(self) -> int:
@@ -194,18 +193,16 @@ class SearchStudy:
             choice = decode_choice(t.user_attrs["plan"])
             costs = self.problem.costs(choice)  # re-scored: the budgets or table may have changed
             params = self.problem.params_of(choice)
-            new.append(
-                optuna.trial.create_trial(
-                    params=params,
-                    distributions={k: self._distributions[k] for k in params},
-                    values=objective_values(self.problem, costs),
-                    user_attrs={"uid": uid, "number": t.number, _CONSTRAINTS: costs.violations(self.budgets)},
-                    system_attrs={
-                        **{k: v for k, v in t.system_attrs.items() if k.startswith("NSGAII")},
-                        "constraints": costs.violations(self.budgets),
-                    },
-                )
+            frozen = optuna.trial.create_trial(
+                params=params,
+                distributions={k: self._distributions[k] for k in params},
+                values=objective_values(self.problem, costs),
+                user_attrs={"uid": uid, "number": t.number},
+                system_attrs={k: v for k, v in t.system_attrs.items() if k.startswith("NSGAII")},
             )
+            for key, value in costs.violations(self.budgets).items():
+                frozen.set_constraint(key, value)
+            new.append(frozen)
             self._known.add(uid)
         if new:
             self.working.add_trials(new)
@@ -224,7 +221,7 @@ class SearchStudy:
                         _KIND: "search",
                         "uid": t.user_attrs["uid"],
                         "plan": encode_choice(choice),
-                        _CONSTRAINTS: t.user_attrs[_CONSTRAINTS],
+                        _CONSTRAINTS: t.constraints,
                         **({"seed": t.user_attrs["seed"]} if "seed" in t.user_attrs else {}),
                     },
                     system_attrs={k: v for k, v in t.system_attrs.items() if k.startswith("NSGAII")},
@@ -271,7 +268,8 @@ class SearchStudy:
                 costs = self.problem.costs(choice)
                 uid = uuid.uuid4().hex
                 trial.set_user_attr("uid", uid)
-                trial.set_user_attr(_CONSTRAINTS, costs.violations(self.budgets))
+                for key, value in costs.violations(self.budgets).items():
+                    trial.set_constraint(key, value)
                 self.working.tell(trial, objective_values(self.problem, costs))
                 self._known.add(uid)
                 self._pending.append(self.working.get_trials(deepcopy=False)[trial.number])

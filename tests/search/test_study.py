@@ -1,0 +1,105 @@
+"""The Optuna study: seeding, persistence, resume after an interrupt, mismatched studies."""
+
+from __future__ import annotations
+
+import pytest
+from _problems import SMALL_SPACE, problem, tiny_shape
+
+from autoquant.errors import UserError
+from autoquant.search.dp import exact_front
+from autoquant.search.objectives import Budgets
+from autoquant.search.study import SearchStudy, decode_choice, encode_choice
+from autoquant.space import parse_space
+
+BIG = Budgets(10**12)
+
+
+def _open(tmp_path, p, name: str = "s", **kw) -> SearchStudy:
+    return SearchStudy(name, f"sqlite:///{tmp_path / 'study.db'}", p, BIG, model_fingerprint="fp", seed=0, **kw)
+
+
+def test_choice_codes_roundtrip() -> None:
+    assert decode_choice(encode_choice([0, 3, 11, 35])) == [0, 3, 11, 35]
+
+
+def test_seeds_run_first_and_only_once(tmp_path) -> None:
+    p = problem(tiny_shape())
+    front = exact_front(p)
+    study = _open(tmp_path, p)
+    n = study.seed(front, dp_points=6)
+    assert n >= 4  # the uniform plans of the space plus DP points
+    study.run(n)
+    records = study.trials()
+    assert len(records) == n and all(r.seed in ("uniform", "dp") for r in records)
+    dp_codes = {encode_choice(front.choices[i].tolist()) for i in front.spread(6)}
+    assert dp_codes <= {encode_choice(r.choice) for r in records}
+    again = _open(tmp_path, p)
+    assert again.seed(front) == 0  # a resumed study is not seeded twice
+
+
+def test_interrupted_study_resumes_with_its_trials(tmp_path) -> None:
+    p = problem(tiny_shape())
+    study = _open(tmp_path, p, flush_every=7)
+    seen = 0
+
+    def stop_after_20() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        study.run(100, on_trial=stop_after_20)
+    first = study.trials()
+    assert len(first) == 20  # flushed on the way out, not only every 7
+
+    resumed = _open(tmp_path, p)
+    assert resumed.loaded == 20
+    resumed.run(15)
+    after = resumed.trials()
+    assert len(after) == 35
+    assert [(r.number, r.choice) for r in after[:20]] == [(r.number, r.choice) for r in first]
+    assert len(resumed.working.trials) == 35  # the sampler sees the earlier trials too
+
+
+def test_two_workers_share_one_study(tmp_path) -> None:
+    p = problem(tiny_shape())
+    a, b = _open(tmp_path, p, flush_every=5), _open(tmp_path, p, flush_every=5)
+    a.run(10)
+    b.run(10)
+    assert len(b.trials()) == 20
+    assert len(b.working.trials) == 20  # b pulled a's trials at its flushes
+
+
+def test_study_refuses_another_setup(tmp_path) -> None:
+    _open(tmp_path, problem(tiny_shape())).run(2)
+    other = parse_space({**SMALL_SPACE, "name": "other", "formats": {"default": ["fp16", "int8-pc-sym"]}})
+    with pytest.raises(UserError, match="made for another setup.*space"):
+        _open(tmp_path, problem(tiny_shape(), other))
+    with pytest.raises(UserError, match="context"):
+        _open(tmp_path, problem(tiny_shape(), context=512))
+
+
+def test_measurements_are_stored_as_trials(tmp_path) -> None:
+    p = problem(tiny_shape())
+    study = _open(tmp_path, p)
+    study.run(3)
+    rec = study.trials()[0]
+    m = {"perplexity": 10.0, "kl": 0.01, "ppl_change": 0.02, "tokens": 100, "text": "t",
+         "text_fingerprint": "abc", "seconds": 1.0}
+    study.record_measurement(rec.choice, p.costs(rec.choice), m, rec.number)
+    reopened = _open(tmp_path, p)
+    assert reopened.measurements()[(encode_choice(rec.choice), "abc", 100)] == m
+    assert len(reopened.trials()) == 3  # measurement records are not search trials
+    study.store_baseline("int8-pc-sym", m)
+    assert reopened.baseline("int8-pc-sym", "abc", 100) == m
+
+
+def test_bad_storage_url_is_a_user_error(tmp_path) -> None:
+    with pytest.raises(UserError, match="--storage"):
+        SearchStudy("s", "notadb://x", problem(tiny_shape()), BIG, model_fingerprint="fp")
+
+
+def test_unknown_sampler_is_a_user_error(tmp_path) -> None:
+    with pytest.raises(UserError, match="unknown sampler"):
+        _open(tmp_path, problem(tiny_shape()), sampler="cmaes")
