@@ -1,9 +1,186 @@
-"""`autoquant profile` commands (not written yet)."""
+"""`autoquant profile`: per-layer, per-format sensitivity on Ray; `autoquant profile show`.
+
+    autoquant profile [--model M] [--space S] [--calib FILE] ...   run (cached, resumable), save, summarise
+    autoquant profile show [PATH] [--model M] [--top N]             print a saved table
+
+The table goes to runs/<model>/sensitivity.json with a heatmap beside it (sensitivity.png).
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+from rich.table import Table
+
+from autoquant.cli._common import JsonOpt, ModelOpt, console, err_console
+from autoquant.errors import UserError
+
+TABLE_FILE = "sensitivity.json"
+HEATMAP_FILE = "sensitivity.png"
+
+profile_app = typer.Typer(
+    help="Measure how much each layer's quality suffers in each format (Ray, cached, resumable).",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(profile_app, name="profile")
+
+
+def _run_dir(model: str | None, out: str | None) -> Path:
+    if out:
+        return Path(out)
+    from autoquant.models import resolve_model
+    from autoquant.search.run import model_slug  # one naming of run directories for all commands
+
+    return Path("runs") / model_slug(resolve_model(model))
+
+
+@profile_app.callback()
+def profile(
+    ctx: typer.Context,
+    model: ModelOpt = None,
+    space: Annotated[Optional[str], typer.Option("--space", "-s", help="Search space YAML, or a bundled name (default, aggressive).")] = None,
+    calib: Annotated[Optional[str], typer.Option("--calib", help="Calibration text file. Default: wikitext-2 validation (embedded).")] = None,
+    calib_tokens: Annotated[int, typer.Option("--calib-tokens", help="Calibration tokens for the statistics pass (proxy).")] = 2048,
+    measure: Annotated[str, typer.Option("--measure", help="Which pairs get a measured KL: auto (all on GPU, sample on CPU), all, sample, none.")] = "auto",
+    measure_tokens: Annotated[int, typer.Option("--measure-tokens", help="Calibration tokens per measured KL (a prefix of the calibration windows).")] = 512,
+    sample: Annotated[int, typer.Option("--sample", help="Pairs measured with --measure sample (stratified over proxy, role, format).")] = 48,
+    proxy: Annotated[str, typer.Option("--proxy", help="Proxy normalisation: fisher (Fisher-weighted output error, ~KL), relative, output.")] = "fisher",
+    workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Ray workers (each loads the model once). Default: one per GPU, else one per 4 cores.")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to join (else RAY_ADDRESS, else a local instance).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Run directory for sensitivity.json/.png. Default: runs/<model>/.")] = None,
+    top: Annotated[int, typer.Option("--top", help="Layers listed at each end of the summary.")] = 8,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Profile every quantizable layer x every format of the search space: a proxy error for all
+    pairs, the measured KL of the full model (only that layer quantized) for all or a sample.
+
+    Results are cached as they finish: re-running is instant, an interrupted run resumes.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from autoquant.data import calibration_text
+    from autoquant.models import resolve_model
+    from autoquant.sensitivity import profile_sensitivity
+    from autoquant.sensitivity.heatmap import save_heatmap
+    from autoquant.space import load_space
+
+    source = resolve_model(model)
+    the_space = load_space(space)
+    text = calibration_text(calib)
+    run_dir = _run_dir(model, out)
+    table = profile_sensitivity(
+        source, the_space, text, calib_tokens=calib_tokens, measure=measure, measure_tokens=measure_tokens,
+        sample_size=sample, workers=workers, address=address, progress=not no_progress, normalisation=proxy,
+    )
+    path = table.save(run_dir / TABLE_FILE)
+    image = save_heatmap(table, run_dir / HEATMAP_FILE)
+    if as_json:
+        console.print_json(json.dumps(_summary_dict(table, top) | {"table": str(path), "heatmap": str(image)}))
+        return
+    _print_summary(table, top)
+    err_console.print(f"saved {path} and {image}")
+
+
+@profile_app.command("show")
+def show(
+    path: Annotated[Optional[str], typer.Argument(help="sensitivity.json or its run directory. Default: runs/<model>/.")] = None,
+    model: ModelOpt = None,
+    top: Annotated[int, typer.Option("--top", help="Layers listed at each end.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a saved profile: the most and least sensitive layers, and how far the proxy is trusted."""
+    from autoquant.sensitivity import SensitivityTable
+
+    if top < 1:
+        raise UserError(f"--top must be at least 1 (got {top})")
+    p = Path(path) if path else _run_dir(model, None)
+    if p.is_dir():
+        p = p / TABLE_FILE
+    table = SensitivityTable.load(p)
+    if as_json:
+        console.print_json(json.dumps(_summary_dict(table, top)))
+        return
+    _print_summary(table, top)
+
+
+# ---- rendering ------------------------------------------------------------------------------
+def _fmt_kl(x: float | None) -> str:
+    return "" if x is None else f"{x:.2e}"
+
+
+def _rho(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def _summary_dict(table, top: int) -> dict:
+    ranking = table.layer_ranking()
+    row = lambda name, worst: {  # noqa: E731
+        "layer": name, "role": table.roles.get(name, ""), "worst_estimated_kl": worst,
+        "estimated_kl": {f: table.estimated_kl(name, f) for f in table.formats if (name, f) in table.entries},
+        "measured_kl": {f: table.entries[(name, f)].kl for f in table.formats
+                        if (name, f) in table.entries and table.entries[(name, f)].measured},
+    }
+    return {
+        "model": table.model, "model_fingerprint": table.model_fingerprint, "method_version": table.method_version,
+        "normalisation": table.normalisation, "proxy_to_kl": table.proxy_to_kl, "calibrated": table.calibrated,
+        "spearman": table.spearman, "spearman_by_format": table.spearman_by_format,
+        "measured_pairs": len(table.measured_entries()), "pairs": len(table.entries),
+        "calib": table.calib_name, "calib_tokens": table.calib_tokens, "measure_tokens": table.measure_tokens,
+        "timings": table.timings, "executor": table.executor, "notes": table.notes,
+        "most_sensitive": [row(n, w) for n, w in ranking[:top]],
+        "least_sensitive": [row(n, w) for n, w in ranking[::-1][:top]],
+    }
+
+
+def _layer_table(table, title: str, rows: list[tuple[str, float]]) -> Table:
+    t = Table(title=title, title_justify="left")
+    t.add_column("layer", no_wrap=True)
+    t.add_column("role")
+    for f in table.formats:
+        t.add_column(f, justify="right")
+    t.add_column("Δppl", justify="right")
+    for name, _ in rows:
+        cells, ppl = [], []
+        for f in table.formats:
+            e = table.entries.get((name, f))
+            if e is None:
+                cells.append("-")
+                continue
+            cells.append(_fmt_kl(table.estimated_kl(name, f)) + ("*" if e.measured else ""))
+            if e.measured and e.ppl_change is not None:
+                ppl.append(e.ppl_change)
+        # the largest measured perplexity change of this layer (its most aggressive measured format)
+        t.add_row(name, table.roles.get(name, ""), *cells, f"{max(ppl, key=abs):+.2%}" if ppl else "")
+    return t
+
+
+def _print_summary(table, top: int) -> None:
+    measured = table.measured_entries()
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("model", f"{table.model} ({table.model_fingerprint})")
+    head.add_row("calibration", f"{table.calib_name}: {table.calib_tokens} tokens (proxy), {table.measure_tokens} per measured KL")
+    head.add_row("pairs", f"{len(table.entries)} ({len(table.layers)} layers x {', '.join(table.formats)}); {len(measured)} measured")
+    scale = f"{table.proxy_to_kl:.3g}" + ("" if table.calibrated else " (prior, not fitted: nothing measured)")
+    head.add_row("proxy", f"{table.normalisation}; estimated KL = measured where measured, else proxy x {scale}")
+    by_fmt = ", ".join(f"{f} {_rho(r)}" for f, r in table.spearman_by_format.items())
+    head.add_row("Spearman", f"{_rho(table.spearman)} proxy vs measured KL over {len(measured)} pairs" + (f" (within format: {by_fmt})" if by_fmt else ""))
+    if table.timings:
+        head.add_row("time", ", ".join(f"{k} {v:.1f}s" for k, v in table.timings.items()) + (f" [{table.executor}]" if table.executor else " [all cached]"))
+    console.print(head)
+    ranking = table.layer_ranking()
+    n = min(top, len(ranking))
+    console.print(_layer_table(table, f"most sensitive {n} layers: estimated KL (nats/token) per format, * measured; Δppl of the worst measured", ranking[:n]))
+    console.print(_layer_table(table, f"least sensitive {n} layers", ranking[::-1][:n]))
+    for note in table.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")

@@ -1,0 +1,110 @@
+"""Finished profiling results on disk, written the moment each one is done.
+
+One append-only JSON-lines file per profile key (model fingerprint, calibration text
+fingerprint, calibration tokens and window length, method version), under
+`<AUTOQUANT_CACHE>/sensitivity/`. Each line is one result of one (layer, format):
+
+    {"kind": "proxy", "layer": ..., "format": ..., "output_error": ..., "output_energy": ..., "fisher_error": ...}
+    {"kind": "kl", "layer": ..., "format": ..., "measure_tokens": 512, "kl": ..., "ppl_change": ..., "tokens": 511, ...}
+
+so a crash loses at most the tasks in flight, a repeated profile reads everything back
+without starting a worker, and an interrupted one resumes with what is missing. A torn
+last line (killed mid-write) is skipped. Measurements are keyed by their token count too:
+a run with a different `--measure-tokens` reuses the proxies but measures afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from autoquant import models
+from autoquant.sensitivity.measured import Measurement
+from autoquant.sensitivity.proxy import ProxyParts
+
+Pair = tuple[str, str]  # (layer name, canonical format string)
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    model_fingerprint: str
+    calib_fingerprint: str
+    calib_tokens: int
+    seq_len: int
+    method_version: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    return models.CACHE_DIR / "sensitivity"
+
+
+class ProfileCache:
+    """Reads a key's finished results once, then appends new ones line by line."""
+
+    def __init__(self, key: CacheKey, root: str | os.PathLike | None = None):
+        self.key = key
+        self.path = Path(root if root is not None else default_cache_dir()) / f"{key.model_fingerprint}-{key.digest}.jsonl"
+        self._proxies: dict[Pair, ProxyParts] = {}
+        self._kl: dict[tuple[int, str, str], Measurement] = {}
+        self._torn = False  # the file ends mid-line: the next append starts a new one
+        self._read()
+
+    def _read(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell():
+                fh.seek(-1, os.SEEK_END)
+                self._torn = fh.read(1) != b"\n"
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    kind = rec["kind"]
+                    pair = (rec["layer"], rec["format"]) if kind != "key" else None
+                    if kind == "proxy":
+                        self._proxies[pair] = ProxyParts(rec["output_error"], rec["output_energy"], rec["fisher_error"])
+                    elif kind == "kl":
+                        self._kl[(rec["measure_tokens"], *pair)] = Measurement(
+                            rec["kl"], rec["ppl_change"], rec["tokens"], rec["reference_perplexity"]
+                        )
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a torn line from a killed run, or a record of a newer version
+
+    def _append(self, records: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()
+        # One write of whole lines in append mode: concurrent writers never interleave mid-line.
+        lines = []
+        if fresh:
+            lines.append(json.dumps({"kind": "key", **asdict(self.key)}))
+        lines.extend(json.dumps(r) for r in records)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(("\n" if self._torn else "") + "\n".join(lines) + "\n")
+            fh.flush()
+        self._torn = False
+
+    # ---- proxies ---------------------------------------------------------------
+    def proxies(self) -> dict[Pair, ProxyParts]:
+        return dict(self._proxies)
+
+    def add_proxies(self, layer: str, parts: dict[str, ProxyParts]) -> None:
+        self._append([{"kind": "proxy", "layer": layer, "format": f, **asdict(p)} for f, p in parts.items()])
+        for f, p in parts.items():
+            self._proxies[(layer, f)] = p
+
+    # ---- measurements ------------------------------------------------------------
+    def measurements(self, measure_tokens: int) -> dict[Pair, Measurement]:
+        return {(l, f): m for (t, l, f), m in self._kl.items() if t == measure_tokens}
+
+    def add_measurement(self, layer: str, fmt: str, measure_tokens: int, m: Measurement) -> None:
+        self._append([{"kind": "kl", "layer": layer, "format": fmt, "measure_tokens": measure_tokens, **asdict(m)}])
+        self._kl[(measure_tokens, layer, fmt)] = m

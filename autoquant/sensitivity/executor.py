@@ -1,0 +1,177 @@
+"""Profiling work spread over Ray actors, one model per actor.
+
+    executor = RayExecutor(spec, workers=None, address=None)   # local Ray sized to the machine,
+    with executor:                                            # or the cluster at `address` /
+        executor.run(tasks, on_done)                          # RAY_ADDRESS
+        
+Each actor is a `ProfileWorker` (worker.py): it loads the model once, in `__init__`, and
+then serves many tasks. Tasks go to idle actors (at most two in flight each, so one can
+start as the other returns), which balances uneven task costs. Fault tolerance is Ray's:
+an actor whose process dies is restarted (`max_restarts`) and the tasks it held are
+retried on it (`max_task_retries`), so a killed worker costs only its tasks in flight.
+If an actor is gone for good, its tasks are resubmitted to the others.
+
+On a cluster with GPUs each actor asks for one GPU (or an equal share when there are
+more workers than GPUs) and runs on CUDA; otherwise the CPUs are divided among actors,
+each using that many torch threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from autoquant.errors import UserError
+from autoquant.sensitivity.worker import ProfileWorker, WorkerSpec
+
+MAX_RESTARTS = 3  # per actor: enough for a few OOM kills or preemptions, not a crash loop
+MAX_TASK_RETRIES = 3
+_IN_FLIGHT = 2  # per actor
+
+
+@dataclass(frozen=True)
+class Task:
+    key: Any  # what `on_done` is told the result belongs to
+    method: str  # a ProfileWorker method
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Resources:
+    workers: int
+    threads: int  # torch threads and Ray CPUs per worker
+    gpus_per_worker: float  # 0 on CPU
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.gpus_per_worker > 0 else "cpu"
+
+
+def plan_resources(cpus: int, gpus: int, workers: int | None) -> Resources:
+    """Workers and their share of the machine (or cluster).
+
+    GPUs: one worker per GPU by default. CPUs: one worker per 4 cores (at least one),
+    the cores split evenly; torch's intra-op threads use a few cores well, and every
+    worker holds its own copy of the model.
+    """
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
+    if gpus > 0:
+        n = workers or gpus
+        return Resources(n, max(1, cpus // n), min(1.0, gpus / n))
+    n = workers or max(1, cpus // 4)
+    return Resources(n, max(1, cpus // n), 0.0)
+
+
+class RayExecutor:
+    """Starts (or joins) Ray, creates the actors, runs task lists on them."""
+
+    def __init__(self, spec: WorkerSpec, workers: int | None = None, address: str | None = None):
+        self.spec = spec
+        self.requested_workers = workers
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.resources: Resources | None = None
+        self.actors: list = []
+        self._owns_ray = False
+
+    # ---- lifecycle -----------------------------------------------------------------
+    def __enter__(self) -> RayExecutor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            self._owns_ray = True
+            kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
+            if self.address:
+                kwargs.pop("include_dashboard")
+                try:
+                    ray.init(address=self.address, **kwargs)
+                except (ConnectionError, RuntimeError, ValueError) as e:
+                    raise UserError(f"cannot connect to the Ray cluster at {self.address}: {str(e).splitlines()[0]}") from None
+            else:
+                import torch
+
+                gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+                ray.init(num_cpus=os.cpu_count() or 1, num_gpus=gpus, **kwargs)
+        total = ray.cluster_resources()
+        self.resources = plan_resources(int(total.get("CPU", 1)), int(total.get("GPU", 0)), self.requested_workers)
+        r = self.resources
+        spec = replace(self.spec, threads=r.threads, device=r.device)
+        actor_cls = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(ProfileWorker)
+        self.actors = [
+            actor_cls.options(num_cpus=r.threads, num_gpus=r.gpus_per_worker).remote(spec) for _ in range(r.workers)
+        ]
+
+    def stop(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # already gone
+                pass
+        self.actors = []
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+        self._owns_ray = False
+
+    def worker_pids(self) -> list[int]:
+        import ray
+
+        return ray.get([a.pid.remote() for a in self.actors])
+
+    def put(self, value: Any):
+        """Ship a large argument once; tasks then take the reference."""
+        import ray
+
+        return ray.put(value)
+
+    # ---- running ---------------------------------------------------------------------
+    def run(self, tasks: Sequence[Task], on_done: Callable[[Task, Any], None]) -> None:
+        """Run every task, calling `on_done(task, result)` in the driver as each one finishes."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        queue: deque[Task] = deque(tasks)
+        attempts: dict[int, int] = {}
+        pending: dict[Any, tuple[Task, Any]] = {}  # ObjectRef -> (task, actor)
+        load = {id(a): 0 for a in self.actors}
+        alive = list(self.actors)
+
+        def submit() -> None:
+            for actor in alive:
+                while queue and load[id(actor)] < _IN_FLIGHT:
+                    task = queue.popleft()
+                    ref = getattr(actor, task.method).remote(*task.args)
+                    pending[ref] = (task, actor)
+                    load[id(actor)] += 1
+
+        submit()
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            task, actor = pending.pop(ref)
+            load[id(actor)] -= 1
+            try:
+                result = ray.get(ref)
+            except RayActorError:
+                # Gone beyond its restarts: drop it, give the task to the others.
+                if actor in alive:
+                    alive.remove(actor)
+                attempts[id(task)] = attempts.get(id(task), 0) + 1
+                if not alive or attempts[id(task)] > MAX_TASK_RETRIES:
+                    raise RuntimeError(f"profiling task {task.method}{task.args[:2]} failed: every worker died") from None
+                queue.appendleft(task)
+            else:
+                on_done(task, result)
+            submit()

@@ -1,0 +1,293 @@
+"""`profile_sensitivity`: from a model, a search space and calibration text to a table.
+
+    layers + formats  <- the model's config (meta device) and the search space
+    calib windows     <- the calibration text, tokenized once here
+    cache             <- finished results of earlier runs with the same key (cache.py)
+    Ray workers       <- started only if something is missing (executor.py)
+      1. statistics   one calibration pass, windows split over workers, sums merged here
+      2. proxy        one task per layer: its proxy error in every format (proxy.py)
+      3. measured KL  one task per (layer, format) of the measured set (measured.py)
+    table             <- proxies normalised, the measured pairs calibrate them (table.py)
+
+Every result is appended to the cache as it arrives, so an interrupted profile resumes
+where it stopped and a repeated one returns at once without starting Ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from autoquant.data import TextSource, token_windows
+from autoquant.errors import UserError
+from autoquant.layers import LinearLayer, discover_layers
+from autoquant.models import ModelSource, build_meta_model, fingerprint, load_config, load_tokenizer
+from autoquant.sensitivity.cache import CacheKey, Pair, ProfileCache
+from autoquant.sensitivity.executor import RayExecutor, Task
+from autoquant.sensitivity.proxy import NORMALISATIONS, ProxyParts
+from autoquant.sensitivity.sample import choose_sample
+from autoquant.sensitivity.statistics import LayerStatistics
+from autoquant.sensitivity.table import SensitivityEntry, SensitivityTable, calibrate
+from autoquant.sensitivity.worker import WorkerSpec
+from autoquant.space import SearchSpace
+
+METHOD_VERSION = "1"  # bump when the statistics, proxy or measurement change: invalidates caches
+DEFAULT_CALIB_TOKENS = 2048
+DEFAULT_MEASURE_TOKENS = 512
+DEFAULT_SAMPLE = 48
+DEFAULT_NORMALISATION = NORMALISATIONS[0]
+MEASURE_MODES = ("auto", "all", "sample", "none")
+MAX_WINDOW = 512  # tokens per calibration window
+
+
+def profile_targets(layers: list[LinearLayer], space: SearchSpace) -> dict[str, list[str]]:
+    """Layer -> the quantized formats the space allows it (layers with none are left out)."""
+    out = {}
+    for layer in layers:
+        formats = [str(f) for f in space.formats_for(layer) if not f.is_float]
+        if formats:
+            out[layer.name] = formats
+    return out
+
+
+def _window_length(config, calib_tokens: int) -> int:
+    max_pos = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or MAX_WINDOW
+    return max(2, min(MAX_WINDOW, int(max_pos), calib_tokens))
+
+
+def _q4_note(source: ModelSource, formats: list[str]) -> list[str]:
+    if source.gguf_file and "q4_1" in source.gguf_file.lower() and "int4-g32-asym" in formats:
+        return [
+            "this model's weights were stored as GGUF Q4_1 (blocks of 32 with scale + min), which "
+            "int4-g32-asym reproduces almost exactly: its tiny error here is an artefact of this "
+            "checkpoint, not what int4-g32-asym costs on a model trained in 16 bits"
+        ]
+    return []
+
+
+class _Progress:
+    """A rich progress display on stderr, one bar per phase, or nothing."""
+
+    def __init__(self, enabled: bool):
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(
+                SpinnerColumn(), TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=False,
+            )
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[None]:
+        if self.bar is None:
+            yield
+            return
+        with self.bar:
+            yield
+
+    def phase(self, label: str, total: int):
+        return None if self.bar is None else self.bar.add_task(label, total=total)
+
+    def advance(self, task_id, n: int = 1) -> None:
+        if self.bar is not None and task_id is not None:
+            self.bar.advance(task_id, n)
+
+    def note(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(text)
+
+
+def profile_sensitivity(
+    source: ModelSource,
+    space: SearchSpace,
+    calib: TextSource,
+    *,
+    calib_tokens: int = DEFAULT_CALIB_TOKENS,
+    measure: str = "auto",
+    measure_tokens: int = DEFAULT_MEASURE_TOKENS,
+    sample_size: int = DEFAULT_SAMPLE,
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    normalisation: str = DEFAULT_NORMALISATION,
+    cache_dir: str | Path | None = None,
+) -> SensitivityTable:
+    """Profile every (layer, format) of `space` on `calib`; cached and resumable (see module doc).
+
+    measure: "all" measures every pair's KL, "sample" `sample_size` pairs chosen to
+    calibrate the proxy, "none" no pair; "auto" is "all" on GPU workers, "sample" on CPU.
+    """
+    t_start = time.perf_counter()
+    if measure not in MEASURE_MODES:
+        raise UserError(f"--measure must be one of {', '.join(MEASURE_MODES)} (got {measure!r})")
+    if normalisation not in NORMALISATIONS:
+        raise UserError(f"--proxy must be one of {', '.join(NORMALISATIONS)} (got {normalisation!r})")
+    if calib_tokens < 16 or measure_tokens < 16:
+        raise UserError(f"--calib-tokens and --measure-tokens must be at least 16 (got {calib_tokens}, {measure_tokens})")
+    if sample_size < 1:
+        raise UserError(f"--sample must be at least 1 (got {sample_size})")
+
+    config = load_config(source)
+    layers = discover_layers(build_meta_model(config))
+    roles = {l.name: l.role for l in layers}
+    targets = profile_targets(layers, space)
+    if not targets:
+        raise UserError(f"search space {space.name!r} allows no quantized format for any layer of {source.display}: nothing to profile")
+    pairs: list[Pair] = [(name, f) for name, fs in targets.items() for f in fs]
+    formats = [str(f) for f in space.all_formats() if not f.is_float and any(str(f) in fs for fs in targets.values())]
+
+    seq_len = _window_length(config, calib_tokens)
+    # clone(): the windows are views of the whole tokenized text, which would travel with them.
+    calib_windows = token_windows(load_tokenizer(source), calib, seq_len, calib_tokens).clone()
+    measure_windows = calib_windows[: max(1, min(len(calib_windows), measure_tokens // seq_len))].clone()
+    key = CacheKey(fingerprint(source), calib.fingerprint, int(calib_windows.numel()), seq_len, METHOD_VERSION)
+    cache = ProfileCache(key, cache_dir)
+    spec = WorkerSpec(source, calib_windows, measure_windows)
+    n_measure_tokens = int(measure_windows.numel())
+
+    timings: dict[str, float] = {}
+    ui = _Progress(progress)
+    executor: RayExecutor | None = None
+
+    def workers_up() -> RayExecutor:
+        nonlocal executor
+        if executor is None:
+            t = time.perf_counter()
+            task = ui.phase("starting Ray workers", 1)
+            executor = RayExecutor(spec, workers=workers, address=address)
+            executor.start()
+            executor.worker_pids()  # waits until every worker has loaded the model
+            ui.advance(task)
+            timings["workers_start"] = time.perf_counter() - t
+        return executor
+
+    try:
+        with ui.shown():
+            # ---- 1 + 2: statistics and proxies of the layers not cached yet ----------------
+            cached = cache.proxies()
+            missing_layers = [name for name, fs in targets.items() if any((name, f) not in cached for f in fs)]
+            if missing_layers:
+                ex = workers_up()
+                stats = _statistics(ex, ui, calib_windows.shape[0], missing_layers, timings)
+                t = time.perf_counter()
+                stats_ref = ex.put(stats)
+                del stats
+                bar = ui.phase("proxy error (layers)", len(missing_layers))
+                # Largest layers first: the slowest tasks start early, the tail stays short.
+                by_size = sorted(missing_layers, key=lambda n: -_params(layers, n))
+                tasks = [Task(name, "proxies", (stats_ref, name, targets[name])) for name in by_size]
+
+                def proxy_done(task: Task, parts: dict[str, ProxyParts]) -> None:
+                    cache.add_proxies(task.key, parts)
+                    ui.advance(bar)
+
+                ex.run(tasks, proxy_done)
+                timings["proxy"] = time.perf_counter() - t
+            proxy_parts = cache.proxies()
+            proxy = {p: proxy_parts[p].value(normalisation) for p in pairs}
+
+            # ---- 3: measured KL of the chosen pairs --------------------------------------
+            mode = measure
+            if mode == "auto":
+                on_gpu = workers_up().resources.device == "cuda" if (address or _ray_address_env()) else torch.cuda.is_available()
+                mode = "all" if on_gpu else "sample"
+            if mode == "all":
+                chosen = list(pairs)
+            elif mode == "sample":
+                chosen = choose_sample(proxy, roles, sample_size, seed=0)
+            else:
+                chosen = []
+            done = cache.measurements(n_measure_tokens)
+            to_measure = [p for p in chosen if p not in done]
+            if to_measure:
+                ex = workers_up()
+                t = time.perf_counter()
+                bar = ui.phase("measured KL (pairs)", len(to_measure))
+
+                def kl_done(task: Task, m) -> None:
+                    cache.add_measurement(task.key[0], task.key[1], n_measure_tokens, m)
+                    ui.advance(bar)
+
+                ex.run([Task(p, "measure", p) for p in to_measure], kl_done)
+                timings["measure"] = time.perf_counter() - t
+            if not missing_layers and not to_measure:
+                ui.note(f"[dim]all {len(pairs)} proxies and {len(chosen)} measurements cached ({cache.path})[/dim]")
+    finally:
+        if executor is not None:
+            executor.stop()
+
+    measured = cache.measurements(n_measure_tokens)
+    entries = {}
+    for p in pairs:
+        m = measured.get(p)
+        entries[p] = SensitivityEntry(p[0], p[1], proxy[p], None if m is None else m.kl, None if m is None else m.ppl_change)
+    fit = calibrate(list(entries.values()), prior=1.0)
+    ref_ppl = next((m.reference_perplexity for m in measured.values()), None)
+    notes = _q4_note(source, formats)
+    if fit.measured < 2:
+        notes.append(
+            f"no measured pairs to calibrate the proxy: estimated KL = {normalisation} proxy x 1.0 (uncalibrated)"
+        )
+    timings["total"] = time.perf_counter() - t_start
+    r = executor.resources if executor is not None else None
+    return SensitivityTable(
+        model=source.display,
+        model_fingerprint=key.model_fingerprint,
+        calib_fingerprint=key.calib_fingerprint,
+        method_version=METHOD_VERSION,
+        layers=list(targets),
+        formats=formats,
+        entries=entries,
+        proxy_to_kl=fit.proxy_to_kl,
+        spearman=fit.spearman,
+        normalisation=normalisation,
+        calibrated=fit.measured >= 2,
+        spearman_by_format=fit.spearman_by_format,
+        roles={name: roles[name] for name in targets},
+        calib_name=calib.name,
+        calib_tokens=key.calib_tokens,
+        measure_tokens=n_measure_tokens,
+        reference_perplexity=ref_ppl,
+        timings={k: round(v, 2) for k, v in timings.items()},
+        notes=notes,
+        executor="" if r is None else f"Ray, {r.workers} worker(s) x {r.threads} thread(s) ({r.device})",
+    )
+
+
+def _ray_address_env() -> str | None:
+    import os
+
+    return os.environ.get("RAY_ADDRESS") or None
+
+
+def _params(layers: list[LinearLayer], name: str) -> int:
+    return next(l.params for l in layers if l.name == name)
+
+
+def _statistics(ex: RayExecutor, ui: _Progress, n_windows: int, layers: list[str], timings: dict) -> LayerStatistics:
+    """One calibration pass, its windows split evenly over the workers, the sums merged."""
+    t = time.perf_counter()
+    n = min(len(ex.actors), n_windows)
+    bounds = [round(i * n_windows / n) for i in range(n + 1)]
+    tasks = [Task(i, "statistics", (bounds[i], bounds[i + 1], layers)) for i in range(n)]
+    bar = ui.phase("calibration pass (shards)", len(tasks))
+    parts: list[LayerStatistics] = []
+
+    def done(task: Task, stats: LayerStatistics) -> None:
+        parts.append(stats)
+        ui.advance(bar)
+
+    ex.run(tasks, done)
+    total = parts[0]
+    for p in parts[1:]:
+        total = total.merge(p)
+    timings["statistics"] = time.perf_counter() - t
+    return total

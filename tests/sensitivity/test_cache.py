@@ -1,0 +1,39 @@
+"""The on-disk cache: results appended as they finish, read back, torn lines skipped."""
+
+from __future__ import annotations
+
+from autoquant.sensitivity.cache import CacheKey, ProfileCache
+from autoquant.sensitivity.measured import Measurement
+from autoquant.sensitivity.proxy import ProxyParts
+
+KEY = CacheKey("modelfp", "calibfp", 2048, 512, "1")
+
+
+def test_results_survive_a_new_process(tmp_path):
+    c = ProfileCache(KEY, tmp_path)
+    c.add_proxies("l0", {"int8-pc-sym": ProxyParts(1.0, 10.0, 0.01), "int4-g128-asym": ProxyParts(5.0, 10.0, None)})
+    c.add_measurement("l0", "int8-pc-sym", 512, Measurement(0.002, 0.01, 511, 20.0))
+    again = ProfileCache(KEY, tmp_path)
+    assert again.proxies() == c.proxies()
+    assert again.proxies()[("l0", "int4-g128-asym")].fisher_error is None
+    assert again.measurements(512) == {("l0", "int8-pc-sym"): Measurement(0.002, 0.01, 511, 20.0)}
+    assert again.measurements(1024) == {}  # another token count is another measurement
+
+
+def test_any_key_field_changes_the_file(tmp_path):
+    ProfileCache(KEY, tmp_path).add_proxies("l0", {"int8-pc-sym": ProxyParts(1.0, 1.0, 1.0)})
+    for other in (CacheKey("x", "calibfp", 2048, 512, "1"), CacheKey("modelfp", "y", 2048, 512, "1"),
+                  CacheKey("modelfp", "calibfp", 1024, 512, "1"), CacheKey("modelfp", "calibfp", 2048, 256, "1"),
+                  CacheKey("modelfp", "calibfp", 2048, 512, "2")):
+        assert ProfileCache(other, tmp_path).proxies() == {}
+
+
+def test_torn_last_line_is_skipped(tmp_path):
+    c = ProfileCache(KEY, tmp_path)
+    c.add_proxies("l0", {"int8-pc-sym": ProxyParts(1.0, 1.0, 1.0)})
+    with open(c.path, "a") as fh:
+        fh.write('{"kind": "proxy", "layer": "l1", "format": "int8-pc-sym", "output_er')  # killed mid-write
+    again = ProfileCache(KEY, tmp_path)
+    assert set(again.proxies()) == {("l0", "int8-pc-sym")}
+    again.add_proxies("l2", {"int8-pc-sym": ProxyParts(2.0, 1.0, 1.0)})  # appending after a torn line still works
+    assert ("l2", "int8-pc-sym") in ProfileCache(KEY, tmp_path).proxies()
