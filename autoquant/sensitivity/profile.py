@@ -134,6 +134,8 @@ def profile_sensitivity(
         raise UserError(f"--calib-tokens and --measure-tokens must be at least 16 (got {calib_tokens}, {measure_tokens})")
     if sample_size < 1:
         raise UserError(f"--sample must be at least 1 (got {sample_size})")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1 (got {workers})")
 
     config = load_config(source)
     layers = discover_layers(build_meta_model(config))

@@ -1,0 +1,145 @@
+"""End to end on a local Ray instance: every entry, cache hits, resume, a killed worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+
+import psutil
+import pytest
+
+from autoquant import models
+from autoquant.cli import main
+from autoquant.data import calibration_text
+from autoquant.sensitivity import SensitivityTable, profile_sensitivity
+from autoquant.space import load_space
+from tests.sensitivity.conftest import save_tiny_model
+
+pytestmark = pytest.mark.ray
+
+ARGS = dict(calib_tokens=1024, measure="all", measure_tokens=512, workers=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def profiled(tiny_source, tmp_path_factory):
+    root = tmp_path_factory.mktemp("aq-cache")
+    table = profile_sensitivity(tiny_source, load_space(None), calibration_text(), cache_dir=root / "sensitivity", **ARGS)
+    return table, root
+
+
+def _cache_file(root):
+    (path,) = (root / "sensitivity").glob("*.jsonl")
+    return path
+
+
+def test_every_pair_profiled_and_measured(profiled):
+    table, _ = profiled
+    # 2 blocks x 7 layers x 3 default formats + the untied lm_head in int8 (the space's lm_head rule)
+    assert len(table.layers) == 15 and len(table.entries) == 43
+    assert set(table.formats) == {"int8-pc-sym", "int4-g64-asym", "int4-g128-asym"}
+    assert all(e.measured and e.proxy > 0 for e in table.entries.values())
+    assert table.calibrated and table.proxy_to_kl > 0
+    assert table.spearman is not None and table.spearman > 0.5  # the proxy ranks even a random model
+    assert "2 worker" in table.executor
+
+
+def test_rerun_is_served_from_the_cache(profiled, tiny_source):
+    import ray
+
+    table, root = profiled
+    t = time.perf_counter()
+    again = profile_sensitivity(tiny_source, load_space(None), calibration_text(), cache_dir=root / "sensitivity", **ARGS)
+    assert time.perf_counter() - t < 10
+    assert again.executor == "" and not ray.is_initialized()  # no Ray started at all
+    assert again.entries == table.entries
+
+
+def test_interrupted_profile_resumes(profiled, tiny_source, tmp_path):
+    table, root = profiled
+    lines = _cache_file(root).read_text().splitlines(keepends=True)
+    (tmp_path / "sensitivity").mkdir()
+    partial = tmp_path / "sensitivity" / _cache_file(root).name
+    partial.write_text("".join(lines[:-20]) + lines[-20][:30])  # the run died mid-write, 20 results short
+    resumed = profile_sensitivity(tiny_source, load_space(None), calibration_text(), cache_dir=tmp_path / "sensitivity", **ARGS)
+    assert resumed.executor  # work was done ...
+    assert set(resumed.entries) == set(table.entries)
+    for key, e in table.entries.items():  # ... and it matches what the uninterrupted run found
+        r = resumed.entries[key]
+        assert r.proxy == pytest.approx(e.proxy, rel=1e-3) and r.kl == pytest.approx(e.kl, rel=1e-3, abs=1e-7)
+    # only the missing results were computed: the lost 20 lines (proxies come a layer at a time)
+    added = len(partial.read_text().splitlines()) - len(lines[:-20]) - 1
+    assert 20 <= added <= 22
+
+
+def _our_workers() -> list[psutil.Process]:
+    """ProfileWorker actor processes started by this test process (not anyone else's)."""
+    out = []
+    for p in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if any("ProfileWorker" in part for part in p.cmdline()):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def test_killed_worker_costs_only_its_task(tmp_path):
+    source = save_tiny_model(tmp_path / "tiny4", layers=4, hidden=128, seed=1)
+    cache_dir = tmp_path / "sensitivity"
+    killed: dict = {}
+
+    def killer() -> None:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            files = list(cache_dir.glob("*.jsonl"))
+            text = files[0].read_text() if files else ""
+            if text.count('"kind": "kl"') >= 3:  # measuring has begun
+                victims = _our_workers()
+                if victims:
+                    killed["pid"] = victims[0].pid
+                    killed["done_before"] = text.count('"kind": "kl"')
+                    os.kill(victims[0].pid, signal.SIGKILL)
+                    return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    table = profile_sensitivity(source, load_space(None), calibration_text(), calib_tokens=1024, measure="all",
+                                measure_tokens=1024, workers=2, progress=False, cache_dir=cache_dir)
+    thread.join(timeout=5)
+    total = 4 * 7 * 3 + 1
+    assert "pid" in killed, "no worker was killed: the test did not exercise recovery"
+    assert killed["done_before"] < total  # killed mid-run
+    assert len(table.entries) == total and all(e.measured for e in table.entries.values())
+    assert not psutil.pid_exists(killed["pid"]) or psutil.Process(killed["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+def test_cli_profile_and_show(profiled, tiny_source, tmp_path, monkeypatch, capsys):
+    _, root = profiled
+    monkeypatch.setattr(models, "CACHE_DIR", root)  # the fixture's cache: served without Ray
+    out = tmp_path / "run"
+    code = main(["profile", "--model", tiny_source.path, "--calib-tokens", "1024", "--measure", "all",
+                 "--workers", "2", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert (out / "sensitivity.json").exists() and (out / "sensitivity.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "most sensitive" in printed and "Spearman" in printed
+
+    assert main(["profile", "show", str(out), "--top", "3", "--json"]) == 0
+    import json
+
+    shown = json.loads(capsys.readouterr().out)
+    assert len(shown["most_sensitive"]) == 3 and shown["measured_pairs"] == 43
+    assert shown["spearman"] == SensitivityTable.load(out / "sensitivity.json").spearman
+
+
+def test_cli_errors_are_one_line(tiny_source, tmp_path, capsys):
+    assert main(["profile", "--measure", "bogus", "--model", tiny_source.path, "--out", str(tmp_path)]) == 2
+    assert "--measure must be one of auto, all, sample, none" in capsys.readouterr().err
+    assert main(["profile", "--workers", "0", "--model", tiny_source.path, "--out", str(tmp_path)]) == 2
+    assert main(["profile", "show", str(tmp_path / "nothing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
