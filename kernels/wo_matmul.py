@@ -63,6 +63,160 @@ def _code_to_fp16(q):
 
 
 @triton.jit
+def _codes_to_fp16(byt, BITS: tl.constexpr, USE_ASM: tl.constexpr):
+    """Packed codes -> 1024 + code in fp16: (low, high) nibbles for int4, one value for int8.
+
+    On the GPU four bytes are converted at once in 32-bit registers (PRMT spreads two bytes
+    into the halves of a word, LOP3 masks and ORs the exponent), producing half2-packed
+    results; the interpreter runs the same arithmetic byte by byte."""
+    if USE_ASM:
+        if BITS == 4:
+            lo, hi = tl.inline_asm_elementwise(
+                asm="""{
+                .reg .b32 t0, t1, u0, u1;
+                prmt.b32 t0, $4, 0, 0x4140;
+                prmt.b32 t1, $4, 0, 0x4342;
+                lop3.b32 $0, t0, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 $1, t1, 0x000F000F, 0x64006400, 0xEA;
+                shr.u32 u0, t0, 4;
+                shr.u32 u1, t1, 4;
+                lop3.b32 $2, u0, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 $3, u1, 0x000F000F, 0x64006400, 0xEA;
+                }""",
+                constraints="=r,=r,=r,=r,r",
+                args=[byt], dtype=(tl.float16, tl.float16), is_pure=True, pack=4,
+            )
+            return lo, hi
+        v = tl.inline_asm_elementwise(
+            asm="""{
+            .reg .b32 m;
+            mov.b32 m, 0x64646464;
+            prmt.b32 $0, $2, m, 0x4140;
+            prmt.b32 $1, $2, m, 0x4342;
+            }""",
+            constraints="=r,=r,r",
+            args=[byt], dtype=tl.float16, is_pure=True, pack=4,
+        )
+        return v, v
+    if BITS == 4:
+        return _code_to_fp16(byt & 0xF), _code_to_fp16(byt >> 4)
+    v = _code_to_fp16(byt)
+    return v, v
+
+
+@triton.jit
+def _half2_bits(h):
+    """fp16 [..] -> int32 holding (h, h) as a half2, for the packed PTX below."""
+    bits = h.to(tl.int16, bitcast=True).to(tl.int32) & 0xFFFF
+    return bits | (bits << 16)
+
+
+@triton.jit
+def _pair_half(p, HIGH: tl.constexpr, dtype: tl.constexpr):
+    """x[2j + HIGH] in fp32 from the int32 pair (x[2j], x[2j+1])."""
+    return ((p >> (16 * HIGH)) & 0xFFFF).to(tl.int16).to(dtype, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.constexpr):
+    """Per code word [BN, BKW] (int32: 8 int4 or 4 int8 codes), sum over its codes of
+    (q - z) * s * x, fp32. xp [BKW, 32 // BITS // 2] holds x as int32 pairs.
+
+    ASM (fp16 x on a GPU): one PTX block a word in packed half2 arithmetic: PRMT/LOP3 build
+    1024 + q, then (v - (1024 + z)) * s and fused multiply-adds with x, halves summed last.
+    Otherwise the same sum in fp32 Triton ops (the interpreter's path, and bf16's)."""
+    if BITS == 4:
+        a, b = tl.split(tl.reshape(xp, (xp.shape[0], 2, 2)))  # a = (P0, P2), b = (P1, P3)
+        p0, p2 = tl.split(a)
+        p1, p3 = tl.split(b)
+    else:
+        p0, p1 = tl.split(xp)
+    if ASM:
+        zz = _half2_bits(zf)[:, None]
+        ss = _half2_bits(s)[:, None]
+        if BITS == 4:
+            # x operands in the order the nibbles come out: (x0,x2) (x1,x3) (x4,x6) (x5,x7)
+            xa, xb, xc, xd = tl.inline_asm_elementwise(
+                asm="""
+                prmt.b32 $0, $4, $5, 0x5410;
+                prmt.b32 $1, $4, $5, 0x7632;
+                prmt.b32 $2, $6, $7, 0x5410;
+                prmt.b32 $3, $6, $7, 0x7632;
+                """,
+                constraints="=r,=r,=r,=r,r,r,r,r", args=[p0, p1, p2, p3],
+                dtype=(tl.int32, tl.int32, tl.int32, tl.int32), is_pure=True, pack=1,
+            )
+            return tl.inline_asm_elementwise(
+                asm="""{
+                .reg .b32 t0, t1, u0, u1, l01, l23, h01, h23, p;
+                .reg .f16 a, b;
+                prmt.b32 t0, $1, 0, 0x4140;
+                prmt.b32 t1, $1, 0, 0x4342;
+                lop3.b32 l01, t0, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 l23, t1, 0x000F000F, 0x64006400, 0xEA;
+                shr.u32 u0, t0, 4;
+                shr.u32 u1, t1, 4;
+                lop3.b32 h01, u0, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 h23, u1, 0x000F000F, 0x64006400, 0xEA;
+                sub.f16x2 l01, l01, $6;
+                sub.f16x2 h01, h01, $6;
+                sub.f16x2 l23, l23, $6;
+                sub.f16x2 h23, h23, $6;
+                mul.f16x2 l01, l01, $7;
+                mul.f16x2 h01, h01, $7;
+                mul.f16x2 l23, l23, $7;
+                mul.f16x2 h23, h23, $7;
+                mul.f16x2 p, l01, $2;
+                fma.rn.f16x2 p, h01, $3, p;
+                fma.rn.f16x2 p, l23, $4, p;
+                fma.rn.f16x2 p, h23, $5, p;
+                mov.b32 {a, b}, p;
+                add.f16 a, a, b;
+                cvt.f32.f16 $0, a;
+                }""",
+                constraints="=r,r,r,r,r,r,r,r",
+                args=[wd, xa[None, :], xb[None, :], xc[None, :], xd[None, :], zz, ss],
+                dtype=tl.float32, is_pure=True, pack=1,
+            )
+        return tl.inline_asm_elementwise(
+            asm="""{
+            .reg .b32 m, v01, v23, p;
+            .reg .f16 a, b;
+            mov.b32 m, 0x64646464;
+            prmt.b32 v01, $1, m, 0x4140;
+            prmt.b32 v23, $1, m, 0x4342;
+            sub.f16x2 v01, v01, $4;
+            sub.f16x2 v23, v23, $4;
+            mul.f16x2 v01, v01, $5;
+            mul.f16x2 v23, v23, $5;
+            mul.f16x2 p, v01, $2;
+            fma.rn.f16x2 p, v23, $3, p;
+            mov.b32 {a, b}, p;
+            add.f16 a, a, b;
+            cvt.f32.f16 $0, a;
+            }""",
+            constraints="=r,r,r,r,r,r",
+            args=[wd, p0[None, :], p1[None, :], zz, ss], dtype=tl.float32, is_pure=True, pack=1,
+        )
+    z = zf.to(tl.float32)[:, None] - 1024.0
+    sc = s.to(tl.float32)[:, None]
+    mask: tl.constexpr = (1 << BITS) - 1
+    total = tl.zeros(wd.shape, dtype=tl.float32)
+    for t in tl.static_range(32 // BITS):  # code t of the word pairs with x[t] = half t%2 of pair t//2
+        q = ((wd >> (BITS * t)) & mask).to(tl.float32)
+        if t // 2 == 0:
+            xt = _pair_half(p0, t % 2, dtype)
+        elif t // 2 == 1:
+            xt = _pair_half(p1, t % 2, dtype)
+        elif t // 2 == 2:
+            xt = _pair_half(p2, t % 2, dtype)
+        else:
+            xt = _pair_half(p3, t % 2, dtype)
+        total += (q - z) * xt[None, :]
+    return total * sc
+
+
+@triton.jit
 def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg):
     """Scale [BN] and 1024 + zero-point [BN] (fp16) of the group holding input k (clamped to K - 1)."""
     g = tl.minimum(k, K - 1) // GROUP
@@ -88,7 +242,7 @@ def _small_m_kernel(
     M_BUCKET,
     BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, X_PAIRS: tl.constexpr,
-    BLOCK_M: tl.constexpr = 16,
+    USE_ASM: tl.constexpr, BLOCK_M: tl.constexpr = 16,
 ):
     PACK: tl.constexpr = 8 // BITS  # codes per byte
     BKB: tl.constexpr = BLOCK_K // PACK  # bytes of a row per step
@@ -119,8 +273,9 @@ def _small_m_kernel(
                                       stride_sn, stride_zn, stride_zg)
         kb = k0 // PACK + offs_b
         byt = _load_codes(c_rows, kb, n_mask, row_bytes, EVEN_K)
+        c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
         if BITS == 8:
-            w = ((_code_to_fp16(byt) - zf[:, None]) * s[:, None]).to(dtype)
+            w = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
             xk = k0 + offs_b
             if EVEN_K:
                 xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :], other=0.0)
@@ -128,8 +283,8 @@ def _small_m_kernel(
                 xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
             acc = tl.dot(w, xt, acc)
         else:
-            w_lo = ((_code_to_fp16(byt & 0xF) - zf[:, None]) * s[:, None]).to(dtype)
-            w_hi = ((_code_to_fp16(byt >> 4) - zf[:, None]) * s[:, None]).to(dtype)
+            w_lo = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
+            w_hi = ((c_hi - zf[:, None]) * s[:, None]).to(dtype)
             if X_PAIRS:
                 if EVEN_K:
                     pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :], other=0)
@@ -168,6 +323,166 @@ def _small_m_kernel(
             tl.atomic_xchg(lock_ptr + pid_n, 0, sem="relaxed", scope="gpu")
 
 
+@triton.jit
+def _splitk_finish(acc, y_ptrs, ws_ptrs, out_mask, b_ptr, offs_n, n_mask, lock_ptr, pid_n, pid_k, M, N,
+                   SPLIT_K, HAS_BIAS: tl.constexpr):
+    """Write acc (+ bias) to y; with split-K, park it and let the last arriving program sum the
+    partials in a fixed order (deterministic, one launch) and reset the counter for the next launch."""
+    dtype = y_ptrs.dtype.element_ty
+    if SPLIT_K == 1:
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+        tl.store(y_ptrs, acc.to(dtype), mask=out_mask)
+    else:
+        tl.store(ws_ptrs + pid_k * M * N, acc, mask=out_mask)
+        tl.debug_barrier()
+        arrived = tl.atomic_add(lock_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
+        if arrived == SPLIT_K - 1:
+            total = tl.zeros(acc.shape, dtype=tl.float32)
+            for s_idx in range(0, SPLIT_K):
+                total += tl.load(ws_ptrs + s_idx * M * N, mask=out_mask, other=0.0, cache_modifier=".cg")
+            if HAS_BIAS:
+                total += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
+            tl.store(y_ptrs, total.to(dtype), mask=out_mask)
+            tl.atomic_xchg(lock_ptr + pid_n, 0, sem="relaxed", scope="gpu")
+
+
+@triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
+def _gemv_kernel(
+    x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr, ws_ptr, lock_ptr,
+    M, N, K, GROUP, SPLIT_K,
+    stride_xm, stride_cn, stride_sn, stride_zn, stride_zg, stride_ym,
+    M_BUCKET,
+    BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, X_PAIRS: tl.constexpr,
+    USE_ASM: tl.constexpr,
+):
+    """M = 1 on CUDA cores, any shape (the word kernel below is the fast path): each thread
+    streams code bytes straight into registers, the next step's codes and scales already in
+    flight (prefetched one step ahead), fp32 products per byte, one row reduction at the end."""
+    PACK: tl.constexpr = 8 // BITS
+    BKB: tl.constexpr = BLOCK_K // PACK
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_b = tl.arange(0, BKB)
+    n_mask = offs_n < N
+    row_bytes = (K + PACK - 1) // PACK
+    steps_per_split = tl.cdiv(tl.cdiv(K, BLOCK_K), SPLIT_K)
+    k_begin = pid_k * steps_per_split * BLOCK_K
+    k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
+
+    c_rows = c_ptr + offs_n[:, None] * stride_cn
+    x_pairs = x_ptr.to(tl.pointer_type(tl.int32))
+
+    acc = tl.zeros((BLOCK_N, BKB), dtype=tl.float32)
+    # (offs_n * 0 + scalar: a vector comparison; the interpreter rejects scalar-broadcast masks)
+    byt = _load_codes(c_rows, k_begin // PACK + offs_b, n_mask & (offs_n * 0 + k_begin < k_end), row_bytes, EVEN_K)
+    s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn, stride_zn, stride_zg)
+    for k0 in range(k_begin, k_end, BLOCK_K):
+        nxt = k0 + BLOCK_K
+        kb = k0 // PACK + offs_b
+        # next step's operands first, so their latency overlaps this step's arithmetic
+        rows_next = n_mask & (offs_n * 0 + nxt < k_end)
+        byt_next = _load_codes(c_rows, nxt // PACK + offs_b, rows_next, row_bytes, EVEN_K)
+        s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, nxt, K, GROUP, stride_sn, stride_zn, stride_zg)
+        if BITS == 8:
+            c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
+            xk = k0 + offs_b
+            if EVEN_K:
+                xv = tl.load(x_ptr + xk)
+            else:
+                xv = tl.load(x_ptr + xk, mask=xk < K, other=0.0)
+            w = (c_lo - zf[:, None]) * s[:, None]
+            acc += w.to(tl.float32) * xv.to(tl.float32)[None, :]
+        else:
+            c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
+            if X_PAIRS:
+                if EVEN_K:
+                    pairs = tl.load(x_pairs + kb)
+                else:
+                    pairs = tl.load(x_pairs + kb, mask=kb < K // 2, other=0)
+                xe = (pairs & 0xFFFF).to(tl.int16).to(x_ptr.dtype.element_ty, bitcast=True)
+                xo = (pairs >> 16).to(tl.int16).to(x_ptr.dtype.element_ty, bitcast=True)
+            else:
+                xe = tl.load(x_ptr + 2 * kb, mask=2 * kb < K, other=0.0)
+                xo = tl.load(x_ptr + 2 * kb + 1, mask=2 * kb + 1 < K, other=0.0)
+            w_lo = (c_lo - zf[:, None]) * s[:, None]
+            w_hi = (c_hi - zf[:, None]) * s[:, None]
+            acc += w_lo.to(tl.float32) * xe.to(tl.float32)[None, :]
+            acc += w_hi.to(tl.float32) * xo.to(tl.float32)[None, :]
+        byt = byt_next
+        s, zf = s_next, zf_next
+
+    out = tl.sum(acc, axis=1)
+    _splitk_finish(out, y_ptr + offs_n, ws_ptr + offs_n, n_mask, b_ptr, offs_n, n_mask, lock_ptr, pid_n, pid_k,
+                   1, N, SPLIT_K, HAS_BIAS)
+
+
+@triton.jit
+def _x_word_pairs(x_pairs, pw, row_words, PPW: tl.constexpr, EVEN_K: tl.constexpr):
+    """x as int32 pairs for code words pw: [BKW, PPW], pairs PPW * pw + 0..PPW-1."""
+    if EVEN_K:
+        return tl.load(x_pairs + (pw * PPW)[:, None])
+    return tl.load(x_pairs + (pw * PPW)[:, None], mask=(pw < row_words)[:, None], other=0)
+
+
+@triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
+def _gemv_words_kernel(
+    x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr, ws_ptr, lock_ptr,
+    M, N, K, GROUP, SPLIT_K,
+    stride_xm, stride_cn, stride_sn, stride_zn, stride_zg, stride_ym,
+    M_BUCKET,
+    BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, USE_ASM: tl.constexpr,
+    STAGES: tl.constexpr = 1,
+):
+    """M = 1, the decode fast path: codes read as 32-bit words (16-byte vectors), one packed
+    PTX block per word (see `_word_dot`), the next step's words, x and scales prefetched one
+    step ahead in registers; no shared memory or barriers in the loop. Needs K a multiple of
+    the codes per word and 4-byte aligned rows (the launcher checks)."""
+    CPW: tl.constexpr = 32 // BITS  # codes per word
+    BKW: tl.constexpr = BLOCK_K // CPW  # words of a row per step
+    PPW: tl.constexpr = CPW // 2  # x pairs per word
+    dtype: tl.constexpr = x_ptr.dtype.element_ty
+    ASM: tl.constexpr = USE_ASM and dtype == tl.float16
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_w = tl.arange(0, BKW)
+    n_mask = offs_n < N
+    row_words = K // CPW
+    steps_per_split = tl.cdiv(tl.cdiv(K, BLOCK_K), SPLIT_K)
+    k_begin = pid_k * steps_per_split * BLOCK_K
+    k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
+
+    w_rows = c_ptr.to(tl.pointer_type(tl.int32)) + offs_n[:, None] * (stride_cn // 4)
+    x_pairs = x_ptr.to(tl.pointer_type(tl.int32)) + tl.arange(0, PPW)[None, :]
+    acc = tl.zeros((BLOCK_N, BKW), dtype=tl.float32)
+    s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn, stride_zn, stride_zg)
+    if STAGES == 1:
+        # registers: the next step's words are loaded before this step's arithmetic
+        wd = _load_codes(w_rows, k_begin // CPW + offs_w, n_mask & (offs_n * 0 + k_begin < k_end), row_words, EVEN_K)
+        for k0 in range(k_begin, k_end, BLOCK_K):
+            nxt = k0 + BLOCK_K
+            wd_next = _load_codes(w_rows, nxt // CPW + offs_w, n_mask & (offs_n * 0 + nxt < k_end), row_words, EVEN_K)
+            s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, nxt, K, GROUP, stride_sn, stride_zn, stride_zg)
+            acc += _word_dot(wd, _x_word_pairs(x_pairs, k0 // CPW + offs_w, row_words, PPW, EVEN_K), zf, s, BITS, ASM, dtype)
+            wd = wd_next
+            s, zf = s_next, zf_next
+    else:
+        # cp.async ring of STAGES steps in shared memory: deeper prefetch for short K ranges
+        for k0 in tl.range(k_begin, k_end, BLOCK_K, num_stages=STAGES):
+            wd = _load_codes(w_rows, k0 // CPW + offs_w, n_mask, row_words, EVEN_K)
+            s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP, stride_sn, stride_zn, stride_zg)
+            acc += _word_dot(wd, _x_word_pairs(x_pairs, k0 // CPW + offs_w, row_words, PPW, EVEN_K), zf, s, BITS, ASM, dtype)
+            s, zf = s_next, zf_next
+
+    out = tl.sum(acc, axis=1)
+    _splitk_finish(out, y_ptr + offs_n, ws_ptr + offs_n, n_mask, b_ptr, offs_n, n_mask, lock_ptr, pid_n, pid_k,
+                   1, N, SPLIT_K, HAS_BIAS)
+
+
 @triton.jit(do_not_specialize=["GROUP", "M_BUCKET", "stride_zn", "stride_zg"])
 def _large_m_kernel(
     x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr,
@@ -176,7 +491,7 @@ def _large_m_kernel(
     M_BUCKET,
     BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
-    GROUP_M: tl.constexpr = 8,
+    USE_ASM: tl.constexpr, GROUP_M: tl.constexpr = 8,
 ):
     PACK: tl.constexpr = 8 // BITS
     BKB: tl.constexpr = BLOCK_K // PACK
@@ -212,11 +527,12 @@ def _large_m_kernel(
         else:
             x = tl.load(x_rows + xk[None, :], mask=m_mask[:, None] & (xk[None, :] < K), other=0.0)
         byt = _load_codes(c_rows, k0 // PACK + offs_b, n_mask, row_bytes, EVEN_K)
+        c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
         if BITS == 8:
-            w = ((_code_to_fp16(byt) - zf[:, None]) * s[:, None]).to(dtype)
+            w = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
         else:
-            w_lo = (_code_to_fp16(byt & 0xF) - zf[:, None]) * s[:, None]
-            w_hi = (_code_to_fp16(byt >> 4) - zf[:, None]) * s[:, None]
+            w_lo = (c_lo - zf[:, None]) * s[:, None]
+            w_hi = (c_hi - zf[:, None]) * s[:, None]
             w = tl.reshape(tl.join(w_lo, w_hi), (BLOCK_N, BLOCK_K)).to(dtype)
         acc = tl.dot(x, tl.trans(w), acc)
         s, zf = s_next, zf_next
@@ -236,8 +552,15 @@ def _x_pairs(a: dict) -> bool:
     return a["K"] % 2 == 0 and a["stride_xm"] % 2 == 0 and a["x_ptr"].data_ptr() % 4 == 0
 
 
-_small_m_heur = triton.heuristics({"EVEN_K": _even_k, "X_PAIRS": _x_pairs})(_small_m_kernel)
-_large_m_heur = triton.heuristics({"EVEN_K": _even_k})(_large_m_kernel)
+def _use_asm(a: dict) -> bool:
+    """Packed PTX conversions on the GPU; the interpreter cannot run inline assembly."""
+    return not interpreting()
+
+
+_gemv_heur = triton.heuristics({"EVEN_K": _even_k, "X_PAIRS": _x_pairs, "USE_ASM": _use_asm})(_gemv_kernel)
+_gemv_words_heur = triton.heuristics({"EVEN_K": _even_k, "USE_ASM": _use_asm})(_gemv_words_kernel)
+_small_m_heur = triton.heuristics({"EVEN_K": _even_k, "X_PAIRS": _x_pairs, "USE_ASM": _use_asm})(_small_m_kernel)
+_large_m_heur = triton.heuristics({"EVEN_K": _even_k, "USE_ASM": _use_asm})(_large_m_kernel)
 
 
 # ---------------------------------------------------------------------------
@@ -245,7 +568,8 @@ _large_m_heur = triton.heuristics({"EVEN_K": _even_k})(_large_m_kernel)
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KernelConfig:
-    """One launch configuration; `block_m` only matters for the large-M kernel, `split_k` for the small."""
+    """One launch configuration; `block_m` only matters for the large-M kernel, `split_k` for the small.
+    For M = 1 on aligned shapes (the word GEMV), `num_stages` is its prefetch depth (1: registers)."""
 
     block_n: int
     block_k: int
@@ -270,6 +594,11 @@ _SMALL_TILES = [
     (128, 128, 8, 4), (256, 128, 8, 3), (256, 64, 8, 4), (64, 64, 4, 6), (64, 32, 4, 8),
 ]
 _SPLITS = (1, 2, 4, 8)
+# GEMV (M = 1): (BLOCK_N, BLOCK_K, warps); no cp.async stages, the kernel prefetches in registers.
+_GEMV_TILES = [
+    (32, 128, 4), (64, 128, 4), (128, 128, 4), (128, 128, 8), (16, 256, 4), (32, 256, 4),
+    (16, 512, 4), (32, 64, 4), (64, 64, 4), (128, 64, 8), (128, 32, 4), (256, 32, 8),
+]
 _LARGE_TILES = [
     # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages)
     (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 4),
@@ -281,6 +610,32 @@ def _small_configs() -> list[triton.Config]:
     return [
         triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk}, num_warps=w, num_stages=st)
         for bn, bk, w, st in _SMALL_TILES
+        for sk in _SPLITS
+    ]
+
+
+def _gemv_configs() -> list[triton.Config]:
+    return [
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk}, num_warps=w, num_stages=1)
+        for bn, bk, w in _GEMV_TILES
+        for sk in _SPLITS
+    ]
+
+
+# Word GEMV: (BLOCK_N, BLOCK_K, warps, STAGES); STAGES 1 prefetches one step in registers,
+# more runs a cp.async ring (deeper prefetch: short K ranges, small layers).
+_WORDS_TILES = [
+    (64, 128, 4, 1), (128, 128, 4, 1), (128, 128, 8, 1), (256, 128, 8, 1), (32, 256, 4, 1), (16, 512, 4, 1),
+    (32, 64, 4, 1), (128, 64, 8, 1), (128, 32, 4, 1), (256, 32, 8, 1),
+    (64, 128, 4, 4), (128, 128, 4, 3), (128, 128, 8, 4), (32, 256, 4, 4), (16, 512, 4, 3), (128, 32, 4, 6),
+    (256, 64, 8, 4),
+]
+
+
+def _words_configs() -> list[triton.Config]:
+    return [
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk, "STAGES": st}, num_warps=w, num_stages=1)
+        for bn, bk, w, st in _WORDS_TILES
         for sk in _SPLITS
     ]
 
@@ -345,13 +700,41 @@ def _prune_large(configs, named_args, **kwargs):
     return out or [configs[0]]
 
 
-def _bench(kernel_call, quantiles):
-    # Short runs: a profile tunes hundreds of keys. do_bench flushes L2 before each run,
-    # so a small layer is timed cold, as in decoding, not from cache.
-    return triton.testing.do_bench(kernel_call, warmup=3, rep=12, quantiles=quantiles)
+_FLUSH: dict[torch.device, torch.Tensor] = {}
+
+
+def _bench(kernel_call, quantiles, reps: int = 15):
+    """Cold-L2 time of one launch: a 512 MB memset before each run evicts the weight (as in
+    decoding, where each layer's weight is read once per token) and, lasting ~0.2 ms, hides
+    the launch's CPU overhead, which would otherwise be timed for small layers."""
+    dev = torch.device("cuda", torch.cuda.current_device())
+    flush = _FLUSH.get(dev)
+    if flush is None:
+        flush = _FLUSH[dev] = torch.empty(512 * 2**20, dtype=torch.int8, device=dev)
+    kernel_call()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        flush.zero_()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        kernel_call()
+        end.record()
+        times.append((start, end))
+    torch.cuda.synchronize()
+    ms = sorted(a.elapsed_time(b) for a, b in times)
+    return [ms[min(int(q * len(ms)), len(ms) - 1)] for q in quantiles]
 
 
 _SMALL_KEY = ["N", "K", "GROUP", "M_BUCKET", "BITS", "HAS_BIAS"]
+_gemv_tuned = triton.autotune(
+    configs=_gemv_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
+    do_bench=_bench, cache_results=True,
+)(_gemv_heur)
+_gemv_words_tuned = triton.autotune(
+    configs=_words_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
+    do_bench=_bench, cache_results=True,
+)(_gemv_words_heur)
 _small_m_tuned = triton.autotune(
     configs=_small_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
     do_bench=_bench, cache_results=True,
@@ -367,6 +750,8 @@ def default_config(m: int, group: int, k: int, bits: int) -> KernelConfig:
     bk = 64
     if group != k:
         bk = next(b for b in (64, 32, 16) if block_k_fits(b, group, bits))
+    if m == 1:
+        return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=1)
     if m <= SMALL_M_MAX:
         return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=2)
     return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=2, block_m=32)
@@ -376,6 +761,7 @@ def default_config(m: int, group: int, k: int, bits: int) -> KernelConfig:
 # launcher
 # ---------------------------------------------------------------------------
 _LOCKS: dict[torch.device, torch.Tensor] = {}
+_LAST_CONFIG: dict[str, triton.Config] = {}
 _SYM_ZERO: dict[tuple[torch.device, int], torch.Tensor] = {}
 
 
@@ -418,6 +804,11 @@ def _check(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: to
     group = fmt.effective_group(k)
     if group != k and group % min_block_k(fmt.bits):
         raise ValueError(f"group size {group} is not supported by the kernels (a multiple of {min_block_k(fmt.bits)})")
+
+
+def _words_ok(x: torch.Tensor, codes: torch.Tensor, bits: int, k: int) -> bool:
+    """The word GEMV reads codes and x as int32: whole words per row, 4-byte aligned."""
+    return k % (32 // bits) == 0 and codes.data_ptr() % 4 == 0 and x.data_ptr() % 4 == 0
 
 
 def wo_matmul_packed(
@@ -483,14 +874,21 @@ def wo_matmul_packed(
         def grid(meta):
             return (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])
 
+        if m == 1:
+            words = _words_ok(x2, codes, fmt.bits, k)
+            tuned, fixed = (_gemv_words_tuned, _gemv_words_heur) if words else (_gemv_tuned, _gemv_heur)
+        else:
+            tuned, fixed = _small_m_tuned, _small_m_heur
         if tune:
-            _small_m_tuned[grid](*args, **common)
+            tuned[grid](*args, **common)
+            _LAST_CONFIG["decode"] = tuned.best_config
         else:
             if config.split_k > MAX_SPLIT_K:
                 raise ValueError(f"split_k at most {MAX_SPLIT_K}")
-            _small_m_heur[(triton.cdiv(n, config.block_n), config.split_k)](
-                *args, **common, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-                num_warps=config.num_warps, num_stages=config.num_stages,
+            extra = {"STAGES": config.num_stages} if fixed is _gemv_words_heur else {}
+            fixed[(triton.cdiv(n, config.block_n), config.split_k)](
+                *args, **common, **extra, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+                num_warps=config.num_warps, num_stages=1 if extra else config.num_stages,
             )
     else:
         args = (x2, codes, scales, z, b, y)
@@ -500,6 +898,7 @@ def wo_matmul_packed(
 
         if tune:
             _large_m_tuned[grid](*args, **common)
+            _LAST_CONFIG["prefill"] = _large_m_tuned.best_config
         else:
             _large_m_heur[grid({"BLOCK_M": config.block_m, "BLOCK_N": config.block_n})](
                 *args, **common, BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
@@ -522,6 +921,5 @@ def wo_matmul(
 
 
 def tuned_config(m: int) -> triton.Config | None:
-    """The config the autotuner picked on its last run for this regime (for benchmark records)."""
-    tuner = _small_m_tuned if m <= SMALL_M_MAX else _large_m_tuned
-    return getattr(tuner, "best_config", None)
+    """The config the autotuner picked on the last tuned launch for this regime (benchmark records)."""
+    return _LAST_CONFIG.get("decode" if m <= SMALL_M_MAX else "prefill")

@@ -52,6 +52,22 @@ def test_every_format_fp16(fmt: QuantFormat, m: int) -> None:
     _check(fmt, m, n=37, k=161, dtype=torch.float16)
 
 
+@pytest.mark.parametrize("fmt", INT_FORMATS, ids=str)
+def test_every_format_decode_word_kernel(fmt: QuantFormat) -> None:
+    # M = 1 with K a multiple of 8: the word GEMV (codes and x read as int32)
+    _check(fmt, 1, n=37, k=320, dtype=torch.float16, bias=True)
+
+
+def test_decode_misaligned_x_takes_the_byte_kernel() -> None:
+    fmt = QuantFormat.parse("int4-g32-asym")
+    qw = quantize(_rand(21, 128), fmt).to(DEVICE)
+    buf = _rand(129, dtype=torch.float16).to(DEVICE)
+    x = buf[1:].view(1, 128)  # 2-byte offset: not readable as int32 pairs
+    ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
+    y = wo_matmul(x, qw)
+    assert ((y.double().cpu() - ref).norm() / ref.norm()) < 2e-3
+
+
 @pytest.mark.parametrize("fmt", ["int4-g128-asym", "int4-pc-sym", "int8-pc-sym", "int8-g32-asym"])
 @pytest.mark.parametrize("m", [1, 17])
 def test_bf16(fmt: str, m: int) -> None:
@@ -63,6 +79,8 @@ def test_bf16(fmt: str, m: int) -> None:
     [
         ("int4-g64-asym", 3, KernelConfig(block_n=16, block_k=64, split_k=3)),  # last split short
         ("int8-pc-sym", 1, KernelConfig(block_n=32, block_k=32, split_k=4)),
+        ("int4-g64-sym", 1, KernelConfig(block_n=16, block_k=64, split_k=2, num_stages=1)),  # register prefetch
+        ("int4-pc-asym", 1, KernelConfig(block_n=16, block_k=128, split_k=1, num_stages=4)),  # cp.async ring
         ("int4-pc-asym", 16, KernelConfig(block_n=64, block_k=128, split_k=2)),
         ("int4-g32-sym", 17, KernelConfig(block_n=32, block_k=32, block_m=16)),
         ("int8-g128-asym", 40, KernelConfig(block_n=16, block_k=128, block_m=32)),
