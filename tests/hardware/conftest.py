@@ -1,15 +1,11 @@
-"""Shared fixtures: a small Llama-shaped ModelShape and a synthetic measured profile."""
+"""Shared fixture: a small Llama-shaped ModelShape (profiles: hardware_fixtures.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from autoquant.hardware.base import RestCalibration
-from autoquant.hardware.profile import HardwareProfile, shape_key
 from autoquant.layers import LinearLayer
 from autoquant.memory import ModelShape
-
-BUCKETS = [1, 4, 16, 256]
 
 
 def _layers() -> tuple[LinearLayer, ...]:
@@ -33,21 +29,3 @@ def _layers() -> tuple[LinearLayer, ...]:
 def shape() -> ModelShape:
     return ModelShape(_layers(), num_blocks=2, hidden_size=256, intermediate_size=512, num_kv_heads=2,
                       head_dim=32, vocab_size=1000, embedding_params=256_000, other_params=1280)
-
-
-def make_profile(shape: ModelShape, formats=("fp16", "int4-g128-asym"), rest_measured: bool = True) -> HardwareProfile:
-    """Times proportional to weight bytes at 1 token, growing linearly with tokens."""
-    from autoquant.formats import QuantFormat
-
-    layers = {}
-    for l in shape.layers:
-        per = layers.setdefault(shape_key(l.out_features, l.in_features), {})
-        for f in formats:
-            base = QuantFormat.parse(f).storage_bytes(l.out_features, l.in_features) / 2e12 + 3e-6
-            per[f] = [base * (1 + t / 64) for t in BUCKETS]
-    return HardwareProfile(
-        gpu={"name": "NVIDIA H100 80GB HBM3", "spec": "h100", "memory_bytes": 80 * 10**9},
-        created="2026-11-20T10:00:00+00:00", model="tiny", bandwidth=3.0e12, fp16_flops=7.0e14,
-        buckets=list(BUCKETS), layers=layers,
-        rest=RestCalibration(40e-6, 0.5, 6.0, 0.3, measured=rest_measured),
-    )

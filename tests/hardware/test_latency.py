@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_profile
+from hardware_fixtures import make_profile
 
 from autoquant.errors import UserError
 from autoquant.hardware import latency as latency_mod
