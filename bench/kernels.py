@@ -140,8 +140,12 @@ def main() -> None:
             print(f"{model} {role} {n}x{k} done ({time.time() - t_start:.0f}s)", flush=True)
             del w16, xs
             torch.cuda.empty_cache()
+            summary = write(args.out, ident, bw, flops, t_start, notes, records)  # after each shape
+    print_summary(summary)
 
-    out = Path(args.out)
+
+def write(out_dir: str, ident: dict, bw: float, flops: float, t_start: float, notes: dict, records: list) -> dict:
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in (ident.get("spec") or ident["name"]).lower())
     summary = summarize(records)
@@ -151,7 +155,7 @@ def main() -> None:
                          "only dtype); bytes = weight storage + x + y",
                "notes": notes, "summary": summary, "records": records}
     (out / f"kernels-{slug}.json").write_text(json.dumps(payload, indent=1) + "\n")
-    print_summary(summary)
+    return summary
 
 
 def _median(records, kernel, fmt_prefix, m, key):
