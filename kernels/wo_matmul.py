@@ -592,6 +592,7 @@ class KernelConfig:
 _SMALL_TILES = [
     (64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 4), (128, 64, 4, 4), (128, 32, 4, 6),
     (128, 128, 8, 4), (256, 128, 8, 3), (256, 64, 8, 4), (64, 64, 4, 6), (64, 32, 4, 8),
+    (32, 128, 4, 4), (32, 64, 2, 6),  # under 64 rows Hopper falls back to mma.sync: no wgmma waits
 ]
 _SPLITS = (1, 2, 4, 8)
 # GEMV (M = 1): (BLOCK_N, BLOCK_K, warps); no cp.async stages, the kernel prefetches in registers.
