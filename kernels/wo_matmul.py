@@ -119,21 +119,24 @@ def _pair_half(p, HIGH: tl.constexpr, dtype: tl.constexpr):
 
 @triton.jit
 def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.constexpr):
-    """Per code word [BN, BKW] (int32: 8 int4 or 4 int8 codes), sum over its codes of
-    (q - z) * s * x, fp32. xp [BKW, 32 // BITS // 2] holds x as int32 pairs.
+    """Per code word wd [BN, NG, WPG] (int32: 8 int4 or 4 int8 codes), sum over its codes of
+    (q - z) * s * x, fp32. xp [NG, WPG, 32 // BITS // 2]: x as int32 pairs; zf, s [BN, NG]:
+    1024 + zero-point and scale of each row's group in each of the NG sub-blocks.
 
     ASM (fp16 x on a GPU): one PTX block a word in packed half2 arithmetic: PRMT/LOP3 build
     1024 + q, then (v - (1024 + z)) * s and fused multiply-adds with x, halves summed last.
     Otherwise the same sum in fp32 Triton ops (the interpreter's path, and bf16's)."""
+    NG: tl.constexpr = xp.shape[0]
+    WPG: tl.constexpr = xp.shape[1]
     if BITS == 4:
-        a, b = tl.split(tl.reshape(xp, (xp.shape[0], 2, 2)))  # a = (P0, P2), b = (P1, P3)
+        a, b = tl.split(tl.reshape(xp, (NG, WPG, 2, 2)))  # a = (P0, P2), b = (P1, P3)
         p0, p2 = tl.split(a)
         p1, p3 = tl.split(b)
     else:
         p0, p1 = tl.split(xp)
     if ASM:
-        zz = _half2_bits(zf)[:, None]
-        ss = _half2_bits(s)[:, None]
+        zz = _half2_bits(zf)[:, :, None]
+        ss = _half2_bits(s)[:, :, None]
         if BITS == 4:
             # x operands in the order the nibbles come out: (x0,x2) (x1,x3) (x4,x6) (x5,x7)
             xa, xb, xc, xd = tl.inline_asm_elementwise(
@@ -175,7 +178,7 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
                 cvt.f32.f16 $0, a;
                 }""",
                 constraints="=r,r,r,r,r,r,r,r",
-                args=[wd, xa[None, :], xb[None, :], xc[None, :], xd[None, :], zz, ss],
+                args=[wd, xa[None, :, :], xb[None, :, :], xc[None, :, :], xd[None, :, :], zz, ss],
                 dtype=tl.float32, is_pure=True, pack=1,
             )
         return tl.inline_asm_elementwise(
@@ -196,10 +199,10 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
             cvt.f32.f16 $0, a;
             }""",
             constraints="=r,r,r,r,r,r",
-            args=[wd, p0[None, :], p1[None, :], zz, ss], dtype=tl.float32, is_pure=True, pack=1,
+            args=[wd, p0[None, :, :], p1[None, :, :], zz, ss], dtype=tl.float32, is_pure=True, pack=1,
         )
-    z = zf.to(tl.float32)[:, None] - 1024.0
-    sc = s.to(tl.float32)[:, None]
+    z = zf.to(tl.float32)[:, :, None] - 1024.0
+    sc = s.to(tl.float32)[:, :, None]
     mask: tl.constexpr = (1 << BITS) - 1
     total = tl.zeros(wd.shape, dtype=tl.float32)
     for t in tl.static_range(32 // BITS):  # code t of the word pairs with x[t] = half t%2 of pair t//2
@@ -212,7 +215,7 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
             xt = _pair_half(p2, t % 2, dtype)
         else:
             xt = _pair_half(p3, t % 2, dtype)
-        total += (q - z) * xt[None, :]
+        total += (q - z) * xt[None, :, :]
     return total * sc
 
 
@@ -420,11 +423,23 @@ def _gemv_kernel(
 
 
 @triton.jit
-def _x_word_pairs(x_pairs, pw, row_words, PPW: tl.constexpr, EVEN_K: tl.constexpr):
-    """x as int32 pairs for code words pw: [BKW, PPW], pairs PPW * pw + 0..PPW-1."""
+def _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, stride_zn, stride_zg,
+               row_words, word_off, offs_g, rows_ok, CPW: tl.constexpr, PPW: tl.constexpr, SUB: tl.constexpr,
+               EVEN_K: tl.constexpr):
+    """Operands of one step at input k0: code words [BN, NG, WPG], x pairs [NG, WPG, PPW],
+    and the scale and 1024 + zero-point [BN, NG] of each sub-block's group."""
+    pw = k0 // CPW + word_off  # [NG, WPG] word index in the row
     if EVEN_K:
-        return tl.load(x_pairs + (pw * PPW)[:, None])
-    return tl.load(x_pairs + (pw * PPW)[:, None], mask=(pw < row_words)[:, None], other=0)
+        wd = tl.load(w_rows + pw[None, :, :], mask=rows_ok[:, None, None], other=0)
+        xp = tl.load(x_pairs + (pw * PPW)[:, :, None])
+    else:
+        wd = tl.load(w_rows + pw[None, :, :], mask=rows_ok[:, None, None] & (pw < row_words)[None, :, :], other=0)
+        xp = tl.load(x_pairs + (pw * PPW)[:, :, None], mask=(pw < row_words)[:, :, None], other=0)
+    g = tl.minimum(k0 + offs_g * SUB, K - 1) // GROUP  # [NG]
+    sz_mask = n_mask[:, None] & (offs_g[None, :] >= 0)
+    s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :], mask=sz_mask, other=0.0)
+    z = tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :] * stride_zg, mask=sz_mask, other=0)
+    return wd, xp, s, _code_to_fp16(z)
 
 
 @triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
@@ -435,50 +450,58 @@ def _gemv_words_kernel(
     M_BUCKET,
     BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, USE_ASM: tl.constexpr,
-    STAGES: tl.constexpr = 1,
+    STAGES: tl.constexpr = 1, NG: tl.constexpr = 1,
 ):
     """M = 1, the decode fast path: codes read as 32-bit words (16-byte vectors), one packed
-    PTX block per word (see `_word_dot`), the next step's words, x and scales prefetched one
-    step ahead in registers; no shared memory or barriers in the loop. Needs K a multiple of
-    the codes per word and 4-byte aligned rows (the launcher checks)."""
+    PTX block per word (see `_word_dot`), no shared memory or barriers in the loop with
+    STAGES = 1 (the next step is prefetched into registers) or a cp.async ring (STAGES > 1).
+
+    A step of BLOCK_K inputs is NG sub-blocks, each inside one scale group, so a row is read
+    in long runs (NG x 64 bytes for int4-g128) while scales stay one load per sub-block. Needs
+    K a multiple of the codes per word and 4-byte aligned rows (the launcher checks)."""
     CPW: tl.constexpr = 32 // BITS  # codes per word
-    BKW: tl.constexpr = BLOCK_K // CPW  # words of a row per step
     PPW: tl.constexpr = CPW // 2  # x pairs per word
+    SUB: tl.constexpr = BLOCK_K // NG  # inputs per sub-block (divides the group size)
+    WPG: tl.constexpr = SUB // CPW  # words per sub-block
     dtype: tl.constexpr = x_ptr.dtype.element_ty
     ASM: tl.constexpr = USE_ASM and dtype == tl.float16
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_w = tl.arange(0, BKW)
+    offs_g = tl.arange(0, NG)
+    word_off = offs_g[:, None] * WPG + tl.arange(0, WPG)[None, :]
     n_mask = offs_n < N
     row_words = K // CPW
     steps_per_split = tl.cdiv(tl.cdiv(K, BLOCK_K), SPLIT_K)
     k_begin = pid_k * steps_per_split * BLOCK_K
     k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
 
-    w_rows = c_ptr.to(tl.pointer_type(tl.int32)) + offs_n[:, None] * (stride_cn // 4)
-    x_pairs = x_ptr.to(tl.pointer_type(tl.int32)) + tl.arange(0, PPW)[None, :]
-    acc = tl.zeros((BLOCK_N, BKW), dtype=tl.float32)
-    s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn, stride_zn, stride_zg)
+    w_rows = c_ptr.to(tl.pointer_type(tl.int32)) + offs_n[:, None, None] * (stride_cn // 4)
+    x_pairs = x_ptr.to(tl.pointer_type(tl.int32)) + tl.arange(0, PPW)[None, None, :]
+    acc = tl.zeros((BLOCK_N, NG, WPG), dtype=tl.float32)
     if STAGES == 1:
-        # registers: the next step's words are loaded before this step's arithmetic
-        wd = _load_codes(w_rows, k_begin // CPW + offs_w, n_mask & (offs_n * 0 + k_begin < k_end), row_words, EVEN_K)
+        # (offs_n * 0 + scalar: a vector comparison; the interpreter rejects scalar-broadcast masks)
+        wd, xp, s, zf = _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn,
+                                   stride_zn, stride_zg, row_words, word_off, offs_g,
+                                   n_mask & (offs_n * 0 + k_begin < k_end), CPW, PPW, SUB, EVEN_K)
         for k0 in range(k_begin, k_end, BLOCK_K):
+            # next step's operands first: their latency overlaps this step's arithmetic. Past the
+            # end, no codes are read and x / scales come from this split's first step (in bounds).
             nxt = k0 + BLOCK_K
-            wd_next = _load_codes(w_rows, nxt // CPW + offs_w, n_mask & (offs_n * 0 + nxt < k_end), row_words, EVEN_K)
-            s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, nxt, K, GROUP, stride_sn, stride_zn, stride_zg)
-            acc += _word_dot(wd, _x_word_pairs(x_pairs, k0 // CPW + offs_w, row_words, PPW, EVEN_K), zf, s, BITS, ASM, dtype)
-            wd = wd_next
-            s, zf = s_next, zf_next
+            nxt_in = tl.where(nxt < k_end, nxt, k_begin)
+            wd2, xp2, s2, zf2 = _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, nxt_in, K, GROUP,
+                                           stride_sn, stride_zn, stride_zg, row_words, word_off, offs_g,
+                                           n_mask & (offs_n * 0 + nxt < k_end), CPW, PPW, SUB, EVEN_K)
+            acc += _word_dot(wd, xp, zf, s, BITS, ASM, dtype)
+            wd, xp, s, zf = wd2, xp2, s2, zf2
     else:
-        # cp.async ring of STAGES steps in shared memory: deeper prefetch for short K ranges
         for k0 in tl.range(k_begin, k_end, BLOCK_K, num_stages=STAGES):
-            wd = _load_codes(w_rows, k0 // CPW + offs_w, n_mask, row_words, EVEN_K)
-            s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP, stride_sn, stride_zn, stride_zg)
-            acc += _word_dot(wd, _x_word_pairs(x_pairs, k0 // CPW + offs_w, row_words, PPW, EVEN_K), zf, s, BITS, ASM, dtype)
-            s, zf = s_next, zf_next
+            wd, xp, s, zf = _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn,
+                                       stride_zn, stride_zg, row_words, word_off, offs_g, n_mask, CPW, PPW, SUB,
+                                       EVEN_K)
+            acc += _word_dot(wd, xp, zf, s, BITS, ASM, dtype)
 
-    out = tl.sum(acc, axis=1)
+    out = tl.sum(tl.sum(acc, axis=2), axis=1)
     _splitk_finish(out, y_ptr + offs_n, ws_ptr + offs_n, n_mask, b_ptr, offs_n, n_mask, lock_ptr, pid_n, pid_k,
                    1, N, SPLIT_K, HAS_BIAS)
 
@@ -577,6 +600,7 @@ class KernelConfig:
     num_stages: int = 3
     split_k: int = 1
     block_m: int = 16
+    groups_per_step: int = 1  # word GEMV: sub-blocks a step (each inside one scale group)
 
     def triton_config(self, small: bool) -> triton.Config:
         kw = {"BLOCK_N": self.block_n, "BLOCK_K": self.block_k}
@@ -627,17 +651,21 @@ def _gemv_configs() -> list[triton.Config]:
 # Word GEMV: (BLOCK_N, BLOCK_K, warps, STAGES); STAGES 1 prefetches one step in registers,
 # more runs a cp.async ring (deeper prefetch: short K ranges, small layers).
 _WORDS_TILES = [
-    (64, 128, 4, 1), (128, 128, 4, 1), (128, 128, 8, 1), (256, 128, 8, 1), (32, 256, 4, 1), (16, 512, 4, 1),
-    (32, 64, 4, 1), (128, 64, 8, 1), (128, 32, 4, 1), (256, 32, 8, 1),
-    (64, 128, 4, 4), (128, 128, 4, 3), (128, 128, 8, 4), (32, 256, 4, 4), (16, 512, 4, 3), (128, 32, 4, 6),
-    (256, 64, 8, 4),
+    # (BLOCK_N, BLOCK_K, warps, STAGES, NG): NG sub-blocks a step, each inside one scale group
+    (64, 128, 4, 1, 1), (128, 128, 4, 1, 1), (128, 128, 8, 1, 1), (256, 128, 8, 1, 1), (32, 256, 4, 1, 1),
+    (16, 512, 4, 1, 1), (32, 64, 4, 1, 1), (128, 64, 8, 1, 1), (128, 32, 4, 1, 1), (256, 32, 8, 1, 1),
+    (64, 128, 4, 4, 1), (128, 128, 4, 3, 1), (128, 128, 8, 4, 1), (32, 256, 4, 4, 1), (16, 512, 4, 3, 1),
+    (128, 32, 4, 6, 1), (256, 64, 8, 4, 1),
+    # long row runs across groups (int4-g128: 256 bytes a row a step with NG = 4)
+    (16, 512, 4, 1, 4), (32, 512, 4, 1, 4), (16, 512, 4, 3, 4), (32, 512, 4, 3, 4), (32, 256, 4, 1, 2),
+    (64, 256, 4, 4, 2), (16, 256, 4, 1, 8),
 ]
 
 
 def _words_configs() -> list[triton.Config]:
     return [
-        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk, "STAGES": st}, num_warps=w, num_stages=1)
-        for bn, bk, w, st in _WORDS_TILES
+        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk, "STAGES": st, "NG": ng}, num_warps=w, num_stages=1)
+        for bn, bk, w, st, ng in _WORDS_TILES
         for sk in _SPLITS
     ]
 
@@ -674,7 +702,8 @@ def _prune_small(configs, named_args, **kwargs):
     out = []
     for c in configs:
         bn, bk, sk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"], c.kwargs["SPLIT_K"]
-        if not per_channel and not block_k_fits(bk, group, bits):
+        sub = bk // c.kwargs.get("NG", 1)  # what must lie inside one scale group
+        if not per_channel and not block_k_fits(sub, group, bits):
             continue
         if bk > max(32, triton.next_power_of_2(k)):
             continue
@@ -887,7 +916,7 @@ def wo_matmul_packed(
         else:
             if config.split_k > MAX_SPLIT_K:
                 raise ValueError(f"split_k at most {MAX_SPLIT_K}")
-            extra = {"STAGES": config.num_stages} if fixed is _gemv_words_heur else {}
+            extra = {"STAGES": config.num_stages, "NG": config.groups_per_step} if fixed is _gemv_words_heur else {}
             fixed[(triton.cdiv(n, config.block_n), config.split_k)](
                 *args, **common, **extra, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                 num_warps=config.num_warps, num_stages=1 if extra else config.num_stages,

@@ -81,6 +81,8 @@ def test_bf16(fmt: str, m: int) -> None:
         ("int8-pc-sym", 1, KernelConfig(block_n=32, block_k=32, split_k=4)),
         ("int4-g64-sym", 1, KernelConfig(block_n=16, block_k=64, split_k=2, num_stages=1)),  # register prefetch
         ("int4-pc-asym", 1, KernelConfig(block_n=16, block_k=128, split_k=1, num_stages=4)),  # cp.async ring
+        ("int4-g32-asym", 1, KernelConfig(block_n=16, block_k=128, split_k=2, num_stages=1, groups_per_step=4)),
+        ("int8-g64-sym", 1, KernelConfig(block_n=32, block_k=256, split_k=1, num_stages=3, groups_per_step=4)),
         ("int4-pc-asym", 16, KernelConfig(block_n=64, block_k=128, split_k=2)),
         ("int4-g32-sym", 17, KernelConfig(block_n=32, block_k=32, block_m=16)),
         ("int8-g128-asym", 40, KernelConfig(block_n=16, block_k=128, block_m=32)),
