@@ -4,27 +4,32 @@ The weight stays in the layout `autoquant.quant` writes (see `autoquant.formats`
 codes uint8 [N, K] (int8) or [N, ceil(K/2)] (int4, code 2j in the low nibble of byte
 j), fp16 scales [N, G] and, for asymmetric formats, uint8 zero-points [N, G].
 
-Two kernels, one per regime:
+Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles per
+(N, K, group, M bucket, bits), results cached on disk):
 
-* `_small_m_kernel` (M <= 16, decode): memory-bound on the weight. Computes y^T = W x^T
-  so the dequantized weight tile is the *A* operand of `tl.dot` and can stay in
-  registers (Hopper's wgmma takes A from registers); x^T, 16 columns at most, is B.
-  int4 bytes are not interleaved: low nibbles are multiplied with x[0::2] and high
-  nibbles with x[1::2], two dots per step. Split-K spreads small layers over the
-  GPU; the last program of a column tile to finish sums the partials (one launch,
-  deterministic, no memset).
-* `_large_m_kernel` (M > 16, prefill): a plain tiled GEMM whose B tile is dequantized
-  in registers (`tl.join` interleaves the nibbles) before `tl.dot`.
+* M = 1, decode: `_gemv_words_kernel`, CUDA cores only. Codes are read as 32-bit words
+  and each word goes through one packed-PTX block (unpack, dequantize, multiply-add in
+  half2, one fp32 out), so no tensor-core operand shuffles or barriers sit in the loop.
+  `_gemv_kernel` is the same on bytes, for shapes that cannot be read as words.
+* 2 <= M <= 16: `_small_m_kernel` computes y^T = W x^T so the dequantized weight tile is
+  the *A* operand of `tl.dot` and stays in registers (Hopper's wgmma takes A from
+  registers); x^T, 16 columns at most, is B. int4 bytes are not interleaved: low nibbles
+  multiply x[0::2] and high nibbles x[1::2], two dots a step.
+* M > 16, prefill: `_large_m_kernel`, a tiled GEMM whose B tile is dequantized in
+  registers (`tl.join` interleaves the nibbles) before `tl.dot`.
+Split-K (decode kernels) spreads narrow layers over the GPU; the last program of a
+column tile to arrive sums the partials (one launch, deterministic, no memset).
 
-Format knobs other than the bit width are runtime arguments, so one compiled
-variant serves every group size and both zero-point modes: a block of BLOCK_K
-inputs never straddles a scale group (configs are pruned to BLOCK_K | GROUP), and a
-symmetric format reads its fixed zero-point from a one-byte tensor with stride 0.
+Format knobs other than the bit width are runtime arguments, so one compiled variant
+serves every group size and both zero-point modes: a step never straddles a scale group
+(configs are pruned so the sub-block divides GROUP), and a symmetric format reads its
+fixed zero-point from a one-byte tensor with stride 0.
 
-Codes become fp16 through the exponent trick (0x6400 | q is 1024 + q in fp16) rather
-than an int->float conversion, whose throughput on Hopper is below what streaming
-int4 at full bandwidth needs; (q - z) is then exact and one multiply by the scale
-rounds once.
+Codes become fp16 through the exponent trick (0x6400 | q is 1024 + q in fp16) rather than
+an int->float conversion, whose throughput on Hopper is below what streaming int4 at full
+bandwidth needs; (q - z) is then exact and one multiply by the scale rounds once. On a GPU
+the trick runs as PTX on four bytes at once (`_codes_to_fp16`, `_word_dot`); under the
+interpreter (CPU tests) the same arithmetic runs as Triton ops, which is all that differs.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
     bytes = weight in its format (QuantFormat.storage_bytes) + tokens x (in + out) x 2
     flops = 2 x tokens x in x out
-    time  = max(bytes / (bandwidth x BW_EFFICIENCY), flops / (fp16_flops x FLOPS_EFFICIENCY)) + LAUNCH_S
+    time  = max(bytes / (bandwidth x BW_EFFICIENCY[bits]), flops / (fp16_flops x FLOPS_EFFICIENCY[bits]))
+            + LAUNCH_S
 
-The efficiencies derate datasheet peaks to what the kernels reach; they were read off the
-H100 profile in bench/results (see bench/README.md). Every number from this model is an
-estimate: `measured` is False.
+The efficiencies derate datasheet peaks to what cuBLAS (16-bit) and this project's kernels
+(8- and 4-bit) reached on an H100: fitted to bench/results/profile-h100-llama-3-8b.json
+(median |error| 4% for 16-bit, 17% for int8, 20% for int4 over 5 shapes x 6 token counts).
+The rest-of-model default is that profile's fit too (HF transformers forwards in CUDA graphs).
+Every number from this model is an estimate: `measured` is False.
 """
 
 from __future__ import annotations
@@ -18,11 +21,11 @@ from autoquant.hardware.base import LatencyModel, LayerTime, RestCalibration
 from autoquant.hardware.specs import GPUSpec
 
 ACT_BYTES = 2  # fp16/bf16 activations
-BW_EFFICIENCY = 0.80  # weight-streaming kernels vs datasheet DRAM bandwidth
-FLOPS_EFFICIENCY = 0.60  # large-M matmuls vs datasheet tensor peak
-LAUNCH_S = 3e-6  # a kernel's fixed cost: launch, ramp-up, tail
+BW_EFFICIENCY = {16: 0.92, 8: 0.78, 4: 0.44}  # by weight bits, vs datasheet DRAM bandwidth
+FLOPS_EFFICIENCY = {16: 0.72, 8: 0.36, 4: 0.34}  # by weight bits, vs datasheet 16-bit tensor peak
+LAUNCH_S = 5e-6  # a kernel's fixed cost in a CUDA graph: launch, ramp-up, tail
 DEFAULT_REST = RestCalibration(
-    block_s=60e-6, kv_efficiency=0.5, token_passes=6.0, attn_efficiency=0.3, measured=False
+    block_s=89e-6, kv_efficiency=0.06, token_passes=16.0, attn_efficiency=0.18, measured=False
 )
 
 
@@ -37,8 +40,11 @@ def layer_flops(out_features: int, in_features: int, tokens: int) -> int:
 def roofline_seconds(
     out_features: int, in_features: int, fmt: QuantFormat, tokens: int,
     bandwidth: float, fp16_flops: float,
-    bw_efficiency: float = BW_EFFICIENCY, flops_efficiency: float = FLOPS_EFFICIENCY, launch_s: float = LAUNCH_S,
+    bw_efficiency: float | None = None, flops_efficiency: float | None = None, launch_s: float = LAUNCH_S,
 ) -> float:
+    """Efficiencies default to the calibrated ones for the format's bit width."""
+    bw_efficiency = BW_EFFICIENCY[fmt.bits] if bw_efficiency is None else bw_efficiency
+    flops_efficiency = FLOPS_EFFICIENCY[fmt.bits] if flops_efficiency is None else flops_efficiency
     t_mem = layer_bytes(out_features, in_features, fmt, tokens) / (bandwidth * bw_efficiency)
     t_math = layer_flops(out_features, in_features, tokens) / (fp16_flops * flops_efficiency)
     return max(t_mem, t_math) + launch_s
@@ -50,8 +56,6 @@ class RooflineModel(LatencyModel):
 
     spec: GPUSpec
     rest: RestCalibration = field(default=DEFAULT_REST)
-    bw_efficiency: float = BW_EFFICIENCY
-    flops_efficiency: float = FLOPS_EFFICIENCY
     measured: bool = field(default=False, init=False)
 
     @property
@@ -67,8 +71,4 @@ class RooflineModel(LatencyModel):
         return self.spec.fp16_flops
 
     def layer_time(self, out_features: int, in_features: int, fmt: QuantFormat, tokens: int) -> LayerTime:
-        t = roofline_seconds(
-            out_features, in_features, fmt, tokens, self.bandwidth, self.fp16_flops,
-            self.bw_efficiency, self.flops_efficiency,
-        )
-        return LayerTime(t, measured=False)
+        return LayerTime(roofline_seconds(out_features, in_features, fmt, tokens, self.bandwidth, self.fp16_flops), False)
