@@ -78,13 +78,46 @@ def torch_int4(w16: torch.Tensor, group: int = 128):
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
 
 
+def report(path: str) -> None:
+    """Markdown tables of a results file (what bench/README.md shows)."""
+    d = json.loads(Path(path).read_text())
+    recs, summ = d["records"], d["summary"]
+    print(f"{d['gpu']['name']}, driver {d['gpu']['driver']}, torch {d['gpu']['torch']}, triton {d['gpu']['triton']}; "
+          f"measured copy bandwidth {d['bandwidth'] / 1e12:.2f} TB/s, fp16 matmul {d['fp16_flops'] / 1e12:.0f} TFLOP/s\n")
+    print("Medians over the 10 shapes (speedup = cuBLAS fp16 time / kernel time):\n")
+    ms = sorted({r["M"] for r in recs})
+    kinds = sorted({(r["kernel"], r["format"]) for r in recs if r["kernel"] != "cublas"}, key=lambda t: (t[0] != "autoquant", t[1]))
+    print("| kernel | format | " + " | ".join(f"M={m}" for m in ms) + " |")
+    print("|---|---|" + "---:|" * len(ms))
+    for kernel, fmt in kinds:
+        cells = []
+        for m in ms:
+            row = [r for r in summ["rows"] if r["kernel"] == kernel and r["format"] == fmt and r["M"] == m]
+            cells.append(f"{row[0]['median_speedup']:.2f}x ({row[0]['median_frac_bw']:.2f} BW)" if row else "")
+        print(f"| {kernel} | {fmt} | " + " | ".join(cells) + " |")
+    print("\nPer shape, M = 1 (time, speedup vs fp16, fraction of measured bandwidth):\n")
+    fmts = ["fp16", "int4-g128-sym", "int4-g128-asym", "int8-pc-sym", "int4-g128 (tinygemm, bf16)"]
+    print("| model | layer | N x K | " + " | ".join(fmts) + " |")
+    print("|---|---|---|" + "---:|" * len(fmts))
+    for model, role, n, k in dict.fromkeys((r["model"], r["role"], r["N"], r["K"]) for r in recs):
+        cells = []
+        for f in fmts:
+            r = [r for r in recs if r["model"] == model and r["role"] == role and r["format"] == f and r["M"] == 1]
+            cells.append(f"{r[0]['ms'] * 1e3:.1f} us, {r[0]['speedup']:.2f}x, {r[0]['frac_bw']:.2f}" if r else "")
+        print(f"| {model} | {role} | {n} x {k} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--report", default=None, help="print markdown tables of a results JSON and exit")
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--models", default=",".join(SHAPES))
     ap.add_argument("--ms", default=",".join(map(str, MS)))
     ap.add_argument("--formats", default=",".join(FORMATS))
     args = ap.parse_args()
+    if args.report:
+        report(args.report)
+        return
     ms = [int(m) for m in args.ms.split(",")]
     formats = [QuantFormat.parse(f) for f in args.formats.split(",")]
     t_start = time.time()
