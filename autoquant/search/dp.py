@@ -34,13 +34,30 @@ class ProxyFront:
         """[n, 2] as (kl, weight bytes), the axes the hypervolume uses."""
         return np.stack([self.kl, self.weight_bytes.astype(float)], axis=1)
 
-    def spread(self, k: int) -> list[int]:
-        """Indices of about k points spread evenly in bytes, both ends included."""
-        if len(self) <= k:
-            return list(range(len(self)))
-        targets = np.linspace(self.weight_bytes[0], self.weight_bytes[-1], k)
-        idx = np.searchsorted(self.weight_bytes, targets).clip(0, len(self) - 1)
+    def spread(self, k: int, upto: int | None = None) -> list[int]:
+        """Indices of about k points spread evenly in bytes over points 0..upto, both ends included."""
+        last = len(self) - 1 if upto is None else upto
+        if last + 1 <= k:
+            return list(range(last + 1))
+        targets = np.linspace(self.weight_bytes[0], self.weight_bytes[last], k)
+        idx = np.searchsorted(self.weight_bytes[: last + 1], targets).clip(0, last)
         return sorted(set(int(i) for i in idx))
+
+    def last_within(self, fits) -> int | None:
+        """The largest index whose point `fits(index)`, for a test monotone in bytes (binary search).
+
+        On this front more bytes means less KL, so it is the exact proxy optimum under the test.
+        """
+        lo, hi = 0, len(self) - 1
+        if not fits(lo):
+            return None
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
 
 def exact_front(problem: SearchProblem) -> ProxyFront:

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -71,6 +72,7 @@ def to_json(result: SearchResult) -> dict[str, Any]:
         "study": {"name": result.study, "storage": result.storage, "trials": result.trials_total,
                   "added": result.trials_added, "seeded": result.seeded, "sampler": req.sampler},
         "proxy_front_size": result.proxy_front_size,
+        "proxy_hypervolume_ratio": round(result.proxy_hv_ratio, 5),
         "reference": result.reference.to_dict(),
         "baselines": [plan_row(b, result) for b in result.front.baselines],
         "front": [plan_row(p, result, with_layers=p.measured is not None) for p in result.front.plans],
@@ -86,49 +88,59 @@ def _quality_cells(p: FrontPlan, ref_ppl: float) -> tuple[str, str, str]:
     if p.measured is None:
         return "-", "-", "-"
     m = p.measured
-    return f"{m['perplexity']:.2f}", f"{m['ppl_change'] * 100:+.2f}%", f"{m['kl']:.4f}"
+    return f"{m['perplexity']:.2f}", f"{m['ppl_change'] * 100:+.1f}%", f"{m['kl']:.4f}"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else format_bytes(n)
 
 
 def front_table(result: SearchResult) -> Table:
-    est = " (est.)" if result.latency_estimated else ""
     req = result.request
+    lat = "estimated" if result.latency_estimated else "measured"
     title = (
-        f"{result.model}: front of {sum(p.measured is not None for p in result.front.plans)} measured plans "
-        f"(of {len(result.front.plans)} on the front, {result.trials_total} trials), "
-        f"batch {req.batch}, context {req.context}, {result.hardware}"
+        f"{result.model}, batch {req.batch}, context {req.context}. "
+        f"{sum(p.measured is not None for p in result.front.plans)} of the {len(result.front.plans)} front plans "
+        f"within budget (#trial), uniform baselines below. Memory: estimated (memory model); latency: {lat} "
+        f"({result.hardware}); ppl, KL: measured on {result.reference.tokens} tokens of {result.reference.text}."
     )
-    table = Table(title=title, title_justify="left")
-    for col, just in (("plan", "left"), ("memory", "right"), ("bits/w", "right"),
-                      (f"decode{est}", "right"), (f"prefill{est}", "right"), ("ppl", "right"),
-                      ("Δppl", "right"), ("KL", "right"), ("proxy KL", "right"), ("formats", "left")):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    # Compact enough for an 80-column terminal; the formats of each plan are in front.json.
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=0, pad_edge=False, show_edge=False)
+    for col in ("plan", "memory", "bits/w", "decode", "prefill", "ppl", "Δppl", "KL", "proxy KL"):
+        table.add_column(col, justify="left" if col == "plan" else "right", no_wrap=True)
     ref = result.reference.perplexity
 
     def add(p: FrontPlan, name: str, style: str = "") -> None:
         ppl, dppl, kl = _quality_cells(p, ref)
         c = p.costs
         table.add_row(
-            name, format_bytes(c.memory_bytes), f"{c.bits_per_weight:.2f}",
+            name, _mb(c.memory_bytes), f"{c.bits_per_weight:.1f}",
             "-" if math.isnan(c.decode_s) else format_seconds(c.decode_s),
             "-" if math.isnan(c.prefill_s) else format_seconds(c.prefill_s),
-            ppl, dppl, kl, "-" if math.isnan(c.proxy_kl) else f"{c.proxy_kl:.4f}",
-            p.plan.summary(), style=style,
+            ppl, dppl, kl, "-" if math.isnan(c.proxy_kl) else f"{c.proxy_kl:.4f}", style=style,
         )
 
     for p in result.front.plans:
         if p.measured is None:
             continue
         star = p is result.recommended
-        add(p, ("★ " if star else "  ") + f"trial {p.trial}", "bold green" if star else "")
+        add(p, ("★ " if star else "  ") + f"#{p.trial}", "bold green" if star else "")
     table.add_section()
     for b in result.front.baselines:
-        add(b, f"  {b.label}", "dim")
+        add(b, "  " + b.label.removeprefix("uniform "), "dim")
     return table
 
 
 def print_report(result: SearchResult, console: Console) -> None:
     """Human output on `console` (stdout): the table, the recommendation, notes, files."""
     console.print(front_table(result))
+    r = result
+    console.print(
+        f"study {r.study}: {r.trials_total} trials ({r.trials_added} added now, {r.seeded} seeded), "
+        f"{r.request.sampler}; within the memory budget the trials reach {r.proxy_hv_ratio * 100:.1f}% of the "
+        f"hypervolume of the exact proxy front (DP, {r.proxy_front_size} plans in all). Reference (unquantized) ppl "
+        f"{r.reference.perplexity:.2f} on {r.reference.tokens} tokens of {r.reference.text}."
+    )
     rec = result.recommended
     budgets = result.request.budgets
     within = [f"memory {format_bytes(budgets.memory_bytes)}"]
@@ -139,10 +151,9 @@ def print_report(result: SearchResult, console: Console) -> None:
     if rec is not None:
         m = rec.measured
         console.print(
-            f"[bold]recommended:[/bold] trial {rec.trial}: {format_bytes(rec.costs.memory_bytes)}, "
+            f"[bold]recommended:[/bold] #{rec.trial} ({rec.plan.summary()}): {format_bytes(rec.costs.memory_bytes)}, "
             f"{rec.costs.bits_per_weight:.2f} bits/weight, ppl {m['perplexity']:.2f} ({m['ppl_change'] * 100:+.2f}%), "
-            f"KL {m['kl']:.4f} on {m['tokens']} tokens of {m['text']} "
-            f"(best measured quality within {', '.join(within)})"
+            f"KL {m['kl']:.4f}: the best measured quality within {', '.join(within)}"
         )
     for note in result.table_notes + result.notes:
         console.print(f"[dim]note: {note}[/dim]")
@@ -187,8 +198,9 @@ def plot_front(result: SearchResult, path: Path) -> None:
     meas = [p for p in plans if p.measured is not None]
     ax1.plot([p.costs.memory_bytes / 1e6 for p in meas], [p.costs.proxy_kl for p in meas], "o", mfc="none",
              ms=8, color="tab:orange", label="measured")
+    ax1.set_yscale("symlog", linthresh=1e-4)  # the front spans 0 (fp16) to ~1 nat: show both ends
     ax1.set_xlabel("serving memory (MB, estimated)")
-    ax1.set_ylabel("proxy KL (sum of per-layer estimates)")
+    ax1.set_ylabel("proxy KL, nats (sum of per-layer estimates)")
     ax1.set_title("search front (proxy)")
 
     ax2.plot([p.costs.memory_bytes / 1e6 for p in meas], [p.measured["perplexity"] for p in meas], "o-",

@@ -32,11 +32,11 @@ from autoquant.models import ModelSource, fingerprint, resolve_model
 from autoquant.plan import Plan
 from autoquant.search._progress import Progress
 from autoquant.search.dp import ProxyFront, exact_front
-from autoquant.search.front import FrontPlan, ParetoFront, pareto_mask
+from autoquant.search.front import FrontPlan, ParetoFront, hypervolume_ratio, pareto_mask
 from autoquant.search.measure import DEFAULT_EVAL_TOKENS, Measurement, PlanMeasurer
 from autoquant.search.objectives import Budgets, KLTable, SearchProblem
 from autoquant.search.study import (DEFAULT_SAMPLER, SAMPLERS, SearchStudy, default_storage, encode_choice,
-                                    open_persistent)
+                                    open_persistent, proxy_points)
 from autoquant.space import SearchSpace, load_space
 
 DEFAULT_TRIALS = 1000
@@ -86,6 +86,9 @@ class SearchResult:
     reference: Measurement
     run_dir: Path
     proxy_front_size: int
+    proxy_hv_ratio: float  # hypervolume of all trials / the exact DP front's, (proxy KL, weight bytes)
+    problem: SearchProblem
+    choices: list[list[int]]  # every search trial's plan, as choice indices
     table_notes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -171,29 +174,55 @@ def feasible_front(problem: SearchProblem, budgets: Budgets, choices: list[list[
     return [i for i, keep in zip(idx, mask) if keep]
 
 
-def pick_to_measure(problem: SearchProblem, budgets: Budgets, choices: list[list[int]], k: int) -> list[int]:
-    """Up to k front plans: the best proxy quality, the least memory, and evenly between them in memory.
+KL_FLOOR = 1e-4  # nats: below this, measured KL differences are mostly noise at a few thousand tokens
 
-    With a quality budget, the least-memory plan whose proxy meets it is added too: it is
-    the likeliest recommendation when the quality budget binds.
+
+def pick_to_measure(problem: SearchProblem, budgets: Budgets, choices: list[list[int]], k: int) -> list[int]:
+    """Up to k front plans to measure, always the best proxy quality and the least memory.
+
+    The rest are spread evenly along the front's curve in (memory, log proxy KL), both scaled
+    to [0, 1], so they land where quality changes (the knee), not in the flat 16-bit end.
+    With a quality budget, the least-memory plan whose proxy meets it is taken too: the
+    likeliest recommendation when the quality budget binds.
     """
     if not choices:
         return []
     costs = [problem.costs(c) for c in choices]
-    order = sorted(range(len(choices)), key=lambda i: costs[i].memory_bytes)
-    picks = {order[0], min(range(len(choices)), key=lambda i: (costs[i].proxy_kl, costs[i].memory_bytes))}
+    order = sorted(range(len(choices)), key=lambda i: (costs[i].memory_bytes, costs[i].proxy_kl))
+    picks = [order[0], min(order, key=lambda i: (costs[i].proxy_kl, costs[i].memory_bytes))]
     limit = budgets.proxy_kl_limit()
     if limit is not None:
         ok = [i for i in order if costs[i].proxy_kl <= limit]
         if ok:
-            picks.add(ok[0])
-    mems = np.array([costs[i].memory_bytes for i in order], dtype=float)
-    for target in np.linspace(mems[0], mems[-1], max(k, 2)):
-        if len(picks) >= k:
+            picks.append(ok[0])
+    x = np.array([costs[i].memory_bytes for i in order], dtype=float)
+    y = np.log10(np.array([costs[i].proxy_kl for i in order]) + KL_FLOOR)
+    xs = (x - x.min()) / max(np.ptp(x), 1e-30)
+    ys = (y - y.min()) / max(np.ptp(y), 1e-30)
+    arc = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(xs), np.diff(ys)))])
+    for target in np.linspace(0.0, arc[-1], max(k, 2))[1:-1]:
+        if len(set(picks)) >= k:
             break
-        j = int(np.argmin(np.abs(mems - target)))
-        picks.add(order[j])
-    return sorted(picks, key=lambda i: costs[i].memory_bytes)[: max(k, len(picks))]
+        picks.append(order[int(np.argmin(np.abs(arc - target)))])
+    unique = list(dict.fromkeys(picks))[:max(k, 2)]
+    return sorted(unique, key=lambda i: costs[i].memory_bytes)
+
+
+def feasible_hv_ratio(problem: SearchProblem, budgets: Budgets, proxy_front: ProxyFront,
+                      choices: list[list[int]]) -> float:
+    """Hypervolume of the trials / of the exact DP front, in (proxy KL, weight bytes), both
+    restricted to plans within the memory budget: how close the search came to the optimum of
+    the problem it was asked to solve."""
+    def fits(i: int) -> bool:
+        return problem.costs(proxy_front.choices[i].tolist()).memory_bytes <= budgets.memory_bytes
+
+    last = proxy_front.last_within(fits)
+    if last is None:
+        return float("nan")
+    limit = int(proxy_front.weight_bytes[last])
+    exact = proxy_front.points()[: last + 1]
+    pts = proxy_points(problem, choices)
+    return hypervolume_ratio(pts[pts[:, 1] <= limit], exact)
 
 
 def meets_quality(m: Measurement, budgets: Budgets) -> bool:
@@ -267,7 +296,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     before = len(study.trials())
     seeded = study.seed(proxy_front)
     t = time.perf_counter()
-    with Progress(req.progress) as ui:
+    with Progress(req.progress and req.trials > 0) as ui:
         bar = ui.phase(f"search ({req.sampler}, proxy)", req.trials)
         study.run(req.trials, on_trial=lambda: ui.advance(bar))
     timings["search"] = time.perf_counter() - t
@@ -282,35 +311,33 @@ def run_search(req: SearchRequest) -> SearchResult:
     measure_set = {front_idx[i] for i in to_measure}
 
     t = time.perf_counter()
-    with Progress(req.progress) as ui:
-        load = ui.phase("loading model + reference", 1)
-        measurer = PlanMeasurer(source, eval_text, req.eval_tokens)
-        ui.advance(load)
-        cached = study.measurements()
-        bar = ui.phase("measuring plans (eval text)", len(BASELINES) + len(measure_set))
+    cached = study.measurements()
+    todo = sum(study.baseline(b, eval_text.fingerprint, req.eval_tokens) is None for b in BASELINES)
+    todo += sum((encode_choice(choices[i]), eval_text.fingerprint, req.eval_tokens) not in cached for i in measure_set)
+    with Progress(req.progress and todo > 0) as ui:
+        measurer = _LazyMeasurer(source, eval_text, req.eval_tokens, ui)
+        bar = ui.phase("measuring plans (eval text)", todo)
         baselines = []
         for label in BASELINES:
-            fmt = QuantFormat.parse(label)
-            plan = Plan.uniform(fmt, list(shape.layers), source.display)
-            m = study.baseline(label, eval_text.fingerprint, measurer.tokens)
+            plan = Plan.uniform(QuantFormat.parse(label), list(shape.layers), source.display)
+            m = study.baseline(label, eval_text.fingerprint, req.eval_tokens)
             if m is None:
-                m = measurer.measure(plan).to_dict()
+                m = measurer.measure(plan)
                 study.store_baseline(label, m)
+                ui.advance(bar)
             baselines.append(FrontPlan(plan, _plan_costs(problem, plan), None, f"uniform {label}", m))
-            ui.advance(bar)
         plans = []
         for i in front_idx:
             choice = choices[i]
             plan = problem.plan(choice)
             fp = FrontPlan(plan, problem.costs(choice), records[i].number)
             if i in measure_set:
-                key = (encode_choice(choice), eval_text.fingerprint, measurer.tokens)
-                m = cached.get(key)
+                m = cached.get((encode_choice(choice), eval_text.fingerprint, req.eval_tokens))
                 if m is None:
-                    m = measurer.measure(plan).to_dict()
+                    m = measurer.measure(plan)
                     study.record_measurement(choice, fp.costs, m, records[i].number)
+                    ui.advance(bar)
                 fp.measured = m
-                ui.advance(bar)
             plans.append(fp)
     timings["measure"] = time.perf_counter() - t
     plans.sort(key=lambda p: p.costs.memory_bytes)
@@ -322,8 +349,10 @@ def run_search(req: SearchRequest) -> SearchResult:
         request=req, model=source.display, space=space, hardware=latency_model.name,
         latency_estimated=any(p.costs.latency_estimated for p in plans), study=study_name, storage=storage,
         trials_total=len(records), trials_added=len(records) - before, seeded=seeded, front=front,
-        recommended=recommended, reference=measurer.reference, run_dir=run_dir,
-        proxy_front_size=len(proxy_front), table_notes=list(table.notes), timings=timings,
+        recommended=recommended, reference=Measurement.from_dict(baselines[0].measured), run_dir=run_dir,
+        proxy_front_size=len(proxy_front),
+        proxy_hv_ratio=feasible_hv_ratio(problem, budgets, proxy_front, choices),
+        problem=problem, choices=choices, table_notes=list(table.notes), timings=timings,
     )
     result.notes.extend(_notes(result, problem, budgets, table))
     if recommended is not None:
@@ -333,6 +362,23 @@ def run_search(req: SearchRequest) -> SearchResult:
     if recommended is None:
         raise NoPlanFitsError(_no_measured_fit(front, budgets, result.files.get("front_json", "")))
     return result
+
+
+class _LazyMeasurer:
+    """Loads the model and the reference only when a measurement is not cached: a rerun whose
+    plans were all measured before finishes in seconds."""
+
+    def __init__(self, source: ModelSource, text, tokens: int, ui: Progress) -> None:
+        self.source, self.text, self.tokens, self.ui = source, text, tokens, ui
+        self._measurer: PlanMeasurer | None = None
+
+    def measure(self, plan: Plan) -> dict[str, Any]:
+        if self._measurer is None:
+            task = self.ui.phase("loading model + reference", 1)
+            self._measurer = PlanMeasurer(self.source, self.text, self.tokens)
+            self.ui.advance(task)
+        # Keyed by the requested token count: the cache is checked before any tokenizing.
+        return {**self._measurer.measure(plan).to_dict(), "eval_tokens": self.tokens}
 
 
 def _plan_costs(problem: SearchProblem, plan: Plan):

@@ -180,6 +180,7 @@ class SearchStudy:
         }
         self._known: set[str] = set()  # uids present in the working study
         self._pending: list[FrozenTrial] = []  # finished in working, not yet flushed
+        self._seeded_now: set[str] = set()
         self.loaded = self._pull()
 
     # ---- persistence ---------------------------------------------------------------------
@@ -229,34 +230,51 @@ class SearchStudy:
             )
         if records:
             self.persistent.add_trials(records)
-        if self.persistent.user_attrs.get(_SEEDED) is None and any(
-            "seed" in t.user_attrs for t in pending
-        ):
-            self.persistent.set_user_attr(_SEEDED, True)
+        # A seed set counts as done once one of its trials is stored (a crash before re-seeds).
+        keys = {t.user_attrs["seed_key"] for t in pending if "seed_key" in t.user_attrs}
+        done = list(self.persistent.user_attrs.get(_SEEDED, []))
+        if keys - set(done):
+            self.persistent.set_user_attr(_SEEDED, done + sorted(keys - set(done)))
         self._pull()
 
     # ---- seeding and the loop -----------------------------------------------------------------
     def seed(self, proxy_front: ProxyFront | None, dp_points: int = DP_SEEDS) -> int:
-        """Enqueue the space's uniform plans and DP-front plans spread over memory, once per study.
+        """Enqueue the space's uniform plans and exact DP solutions, once per study and budget.
 
-        Returns the number enqueued: 0 when the study was seeded before.
+        DP points are spread over the part of the front within the memory budget, plus the
+        exact proxy optimum at the budget and, with a quality budget, the least-memory plan
+        meeting it: where the recommendation will come from. A resumed study with a new budget
+        is seeded again for it. Returns the number enqueued (0 when seeded before).
         """
-        if self.persistent.user_attrs.get(_SEEDED) or self.loaded:
+        key = f"memory={self.budgets.memory_bytes},kl={self.budgets.proxy_kl_limit()}"
+        if key in self.persistent.user_attrs.get(_SEEDED, []) or key in self._seeded_now:
             return 0
         seeds: list[tuple[list[int], str]] = []
-        for fmt in self.problem.space.all_formats():
-            choice = self.problem.uniform_choice(fmt)
-            if choice is not None:
-                seeds.append((choice, "uniform"))
+        if not self.persistent.user_attrs.get(_SEEDED):
+            for fmt in self.problem.space.all_formats():
+                choice = self.problem.uniform_choice(fmt)
+                if choice is not None:
+                    seeds.append((choice, "uniform"))
         if proxy_front is not None:
-            seeds.extend((proxy_front.choices[i].tolist(), "dp") for i in proxy_front.spread(dp_points))
+            def fits(i: int) -> bool:
+                return self.problem.costs(proxy_front.choices[i].tolist()).memory_bytes <= self.budgets.memory_bytes
+
+            last = proxy_front.last_within(fits)
+            if last is not None:
+                picks = proxy_front.spread(dp_points, upto=last) + [last]
+                limit = self.budgets.proxy_kl_limit()
+                if limit is not None:
+                    meets = [i for i in range(last + 1) if proxy_front.kl[i] <= limit]
+                    picks += meets[:1]
+                seeds.extend((proxy_front.choices[i].tolist(), "dp") for i in picks)
         seen: set[str] = set()
         for choice, kind in seeds:
             code = encode_choice(choice)
             if code in seen:
                 continue
             seen.add(code)
-            self.working.enqueue_trial(self.problem.params_of(choice), user_attrs={"seed": kind})
+            self.working.enqueue_trial(self.problem.params_of(choice), user_attrs={"seed": kind, "seed_key": key})
+        self._seeded_now.add(key)
         return len(seen)
 
     def run(self, n_trials: int, on_trial: Callable[[], None] | None = None) -> None:
@@ -305,20 +323,20 @@ class SearchStudy:
         )
 
     def measurements(self) -> dict[tuple[str, str, int], dict]:
-        """Measurements so far keyed by (plan code, text fingerprint, tokens)."""
+        """Measurements so far keyed by (plan code, text fingerprint, requested eval tokens)."""
         out = {}
         for t in self.persistent.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             if t.user_attrs.get(_KIND) == "measurement":
                 m = t.user_attrs["measured"]
-                out[(t.user_attrs["plan"], m["text_fingerprint"], m["tokens"])] = m
+                out[(t.user_attrs["plan"], m["text_fingerprint"], m.get("eval_tokens"))] = m
         return out
 
-    def baseline(self, label: str, text_fingerprint: str, tokens: int) -> dict | None:
-        return self.persistent.user_attrs.get(f"baseline:{label}:{text_fingerprint}:{tokens}")
+    def baseline(self, label: str, text_fingerprint: str, eval_tokens: int) -> dict | None:
+        return self.persistent.user_attrs.get(f"baseline:{label}:{text_fingerprint}:{eval_tokens}")
 
     def store_baseline(self, label: str, measured: dict) -> None:
         """Uniform baselines may lie outside the space, so they live on the study, not as trials."""
-        key = f"baseline:{label}:{measured['text_fingerprint']}:{measured['tokens']}"
+        key = f"baseline:{label}:{measured['text_fingerprint']}:{measured['eval_tokens']}"
         self.persistent.set_user_attr(key, measured)
 
 

@@ -86,7 +86,7 @@ def test_measurements_are_stored_as_trials(tmp_path) -> None:
     study.run(3)
     rec = study.trials()[0]
     m = {"perplexity": 10.0, "kl": 0.01, "ppl_change": 0.02, "tokens": 100, "text": "t",
-         "text_fingerprint": "abc", "seconds": 1.0}
+         "text_fingerprint": "abc", "seconds": 1.0, "eval_tokens": 100}
     study.record_measurement(rec.choice, p.costs(rec.choice), m, rec.number)
     reopened = _open(tmp_path, p)
     assert reopened.measurements()[(encode_choice(rec.choice), "abc", 100)] == m
@@ -103,3 +103,19 @@ def test_bad_storage_url_is_a_user_error(tmp_path) -> None:
 def test_unknown_sampler_is_a_user_error(tmp_path) -> None:
     with pytest.raises(UserError, match="unknown sampler"):
         _open(tmp_path, problem(tiny_shape()), sampler="cmaes")
+
+
+def test_a_new_budget_is_seeded_with_its_exact_optimum(tmp_path) -> None:
+    p = problem(tiny_shape())
+    front = exact_front(p)
+    study = _open(tmp_path, p)
+    study.run(study.seed(front, dp_points=4))
+    # A tight budget between the smallest and the largest plan: the DP optimum under it is seeded.
+    mid = p.costs(front.choices[len(front) // 2].tolist()).memory_bytes
+    tight = SearchStudy("s", f"sqlite:///{tmp_path / 'study.db'}", p, Budgets(mid), model_fingerprint="fp")
+    n = tight.seed(front, dp_points=4)
+    assert n >= 1
+    tight.run(n)
+    best = front.last_within(lambda i: p.costs(front.choices[i].tolist()).memory_bytes <= mid)
+    assert encode_choice(front.choices[best].tolist()) in {encode_choice(r.choice) for r in tight.trials()}
+    assert tight.seed(front) == 0
