@@ -1,12 +1,40 @@
-"""Synthetic measured profiles for the hardware tests."""
+"""Fixtures of the hardware tests: a small Llama-shaped ModelShape (`shape`) and synthetic
+measured profiles. Imported by the test modules: a conftest.py here would shadow the root
+conftest that other test modules import by name."""
 
 from __future__ import annotations
 
+import pytest
+
 from autoquant.hardware.base import RestCalibration
 from autoquant.hardware.profile import HardwareProfile, shape_key
+from autoquant.layers import LinearLayer
 from autoquant.memory import ModelShape
 
 BUCKETS = [1, 4, 16, 256]
+
+
+def _layers() -> tuple[LinearLayer, ...]:
+    out = []
+    for b in range(2):
+        p = f"model.layers.{b}"
+        out += [
+            LinearLayer(f"{p}.self_attn.q_proj", 256, 256, "q", b),
+            LinearLayer(f"{p}.self_attn.k_proj", 64, 256, "k", b),
+            LinearLayer(f"{p}.self_attn.v_proj", 64, 256, "v", b),
+            LinearLayer(f"{p}.self_attn.o_proj", 256, 256, "o", b),
+            LinearLayer(f"{p}.mlp.gate_proj", 512, 256, "gate", b),
+            LinearLayer(f"{p}.mlp.up_proj", 512, 256, "up", b),
+            LinearLayer(f"{p}.mlp.down_proj", 256, 512, "down", b),
+        ]
+    out.append(LinearLayer("lm_head", 1000, 256, "lm_head", None))
+    return tuple(out)
+
+
+@pytest.fixture
+def shape() -> ModelShape:
+    return ModelShape(_layers(), num_blocks=2, hidden_size=256, intermediate_size=512, num_kv_heads=2,
+                      head_dim=32, vocab_size=1000, embedding_params=256_000, other_params=1280)
 
 
 def make_profile(shape: ModelShape, formats=("fp16", "int4-g128-asym"), rest_measured: bool = True) -> HardwareProfile:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from hardware_fixtures import make_profile
+from hardware_fixtures import make_profile, shape  # noqa: F401  (shape: a fixture)
 
 from autoquant.errors import UserError
 from autoquant.hardware import latency as latency_mod

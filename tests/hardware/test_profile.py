@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hardware_fixtures import BUCKETS, make_profile
+from hardware_fixtures import BUCKETS, make_profile, shape  # noqa: F401  (shape: a fixture)
 
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat

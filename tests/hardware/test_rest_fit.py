@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from hardware_fixtures import shape  # noqa: F401  (a fixture)
 
 from autoquant.hardware.base import RestCalibration
 from autoquant.hardware.latency import rest_decode_seconds, rest_prefill_seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import kernel_env  # noqa: F401  (interpreter setup before `kernels` is imported)
 import pytest
 import torch
 from torch import nn

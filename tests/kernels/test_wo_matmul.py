@@ -6,8 +6,7 @@ the kernel never writes fails the check. Runs under the interpreter on the CPU (
 
 from __future__ import annotations
 
-import os
-
+import kernel_env  # noqa: F401  (interpreter setup before `kernels` is imported)
 import pytest
 import torch
 
@@ -16,7 +15,7 @@ from autoquant.quant import dequantize, quantize
 from kernels import KernelConfig, wo_matmul
 from kernels.wo_matmul import _large_configs, _prune_large, _prune_small, _small_configs, default_config, m_bucket
 
-DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+DEVICE = kernel_env.DEVICE
 INT_FORMATS = [f for f in all_formats() if not f.is_float]
 # fp16 output rounding plus fp16 rounding of each dequantized weight; bf16 has 3 fewer bits.
 TOL = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}

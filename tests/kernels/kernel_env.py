@@ -1,5 +1,7 @@
-"""Kernel tests run the real Triton kernels: on a GPU when there is one, else on the CPU
-under the Triton interpreter (TRITON_INTERPRET=1, set here before `kernels` is imported).
+"""Import first in every kernel test module: the tests run the real Triton kernels, on a GPU
+when there is one, else on the CPU under the Triton interpreter (TRITON_INTERPRET=1, set here
+before `kernels` is imported). A module, not a conftest.py: a conftest in a subdirectory would
+shadow the root conftest that other test modules import by name.
 """
 
 from __future__ import annotations
@@ -48,3 +50,6 @@ if os.environ.get("TRITON_INTERPRET") == "1":
     if mod is not None and type(mod._small_m_kernel).__name__ != "InterpretedFunction":
         for name in ("kernels.wo_matmul", "kernels.quant_linear", "kernels"):
             importlib.reload(sys.modules[name])
+
+
+DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
