@@ -6,7 +6,7 @@ from autoquant.formats import QuantFormat
 from autoquant.layers import discover_layers, linear_weight
 from autoquant.plan import Plan
 from autoquant.quant import fake_quantize
-from conftest import tiny_model
+from tiny_models import tiny_model
 
 INT4 = QuantFormat.parse("int4-g32-asym")
 

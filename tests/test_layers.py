@@ -3,7 +3,7 @@ import torch
 
 from autoquant.layers import discover_layers, layer_role, linear_weight
 from autoquant.models import build_meta_model
-from conftest import tiny_config, tiny_model
+from tiny_models import tiny_config, tiny_model
 
 EXPECTED_ROLES = {
     "llama": ["q", "k", "v", "o", "gate", "up", "down"],

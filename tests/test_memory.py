@@ -56,7 +56,7 @@ def test_total_is_the_sum_of_its_parts(llama2_7b):
 
 def test_tied_lm_head_costs_nothing_extra_until_quantized():
     from autoquant.memory import linear_bytes
-    from conftest import tiny_model
+    from tiny_models import tiny_model
 
     shape = ModelShape.from_model(tiny_model("qwen2"))  # tied
     head = shape.layers[-1]

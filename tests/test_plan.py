@@ -6,7 +6,7 @@ from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
 from autoquant.layers import discover_layers
 from autoquant.plan import PLAN_VERSION, Plan, resolve_plan
-from conftest import tiny_model
+from tiny_models import tiny_model
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from autoquant.layers import discover_layers
 from autoquant.runs import find_runs, front_frame, plan_frame, plans_with_layers, sensitivity_frame
 from autoquant.sensitivity.table import SensitivityEntry, SensitivityTable
-from conftest import tiny_model
+from tiny_models import tiny_model
 
 APP = Path(__file__).parent.parent / "app.py"
 
