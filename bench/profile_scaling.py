@@ -31,6 +31,7 @@ import torch  # noqa: E402
 from autoquant.data import calibration_text  # noqa: E402
 from autoquant.models import resolve_model  # noqa: E402
 from autoquant.sensitivity import profile_sensitivity  # noqa: E402
+from autoquant.sensitivity.profile import DEFAULT_CALIB_TOKENS, DEFAULT_MEASURE_TOKENS, DEFAULT_SAMPLE  # noqa: E402
 from autoquant.space import load_space  # noqa: E402
 
 
@@ -68,9 +69,9 @@ def main() -> None:
     ap.add_argument("--space", default=None)
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     ap.add_argument("--measure", default="auto", choices=("auto", "all", "sample", "none"))
-    ap.add_argument("--sample", type=int, default=48)
-    ap.add_argument("--calib-tokens", type=int, default=2048)
-    ap.add_argument("--measure-tokens", type=int, default=512)
+    ap.add_argument("--sample", type=int, default=DEFAULT_SAMPLE)
+    ap.add_argument("--calib-tokens", type=int, default=DEFAULT_CALIB_TOKENS)
+    ap.add_argument("--measure-tokens", type=int, default=DEFAULT_MEASURE_TOKENS)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 

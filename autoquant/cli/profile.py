@@ -19,9 +19,6 @@ from rich.table import Table
 from autoquant.cli._common import JsonOpt, ModelOpt, console, err_console
 from autoquant.errors import UserError
 
-TABLE_FILE = "sensitivity.json"
-HEATMAP_FILE = "sensitivity.png"
-
 profile_app = typer.Typer(
     help="Measure how much each layer's quality suffers in each format (Ray, cached, resumable).",
     no_args_is_help=False,
@@ -48,10 +45,10 @@ def profile(
     model: ModelOpt = None,
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Search space YAML, or a bundled name (default, aggressive).")] = None,
     calib: Annotated[Optional[str], typer.Option("--calib", help="Calibration text file. Default: wikitext-2 validation (embedded).")] = None,
-    calib_tokens: Annotated[int, typer.Option("--calib-tokens", help="Calibration tokens for the statistics pass (proxy).")] = 2048,
+    calib_tokens: Annotated[int, typer.Option("--calib-tokens", help="Calibration tokens for the statistics pass (proxy).")] = 1024,
     measure: Annotated[str, typer.Option("--measure", help="Which pairs get a measured KL: auto (all on GPU, sample on CPU), all, sample, none.")] = "auto",
     measure_tokens: Annotated[int, typer.Option("--measure-tokens", help="Calibration tokens per measured KL (a prefix of the calibration windows).")] = 512,
-    sample: Annotated[int, typer.Option("--sample", help="Pairs measured with --measure sample (stratified over proxy, role, format).")] = 48,
+    sample: Annotated[int, typer.Option("--sample", help="Pairs measured with --measure sample (stratified over proxy, role, format).")] = 32,
     proxy: Annotated[str, typer.Option("--proxy", help="Proxy normalisation: fisher (Fisher-weighted output error, ~KL), relative, output.")] = "fisher",
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Ray workers (each loads the model once). Default: one per GPU, else one per 4 cores.")] = None,
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to join (else RAY_ADDRESS, else a local instance).")] = None,
@@ -70,7 +67,7 @@ def profile(
     from autoquant.data import calibration_text
     from autoquant.models import resolve_model
     from autoquant.sensitivity import profile_sensitivity
-    from autoquant.sensitivity.heatmap import save_heatmap
+    from autoquant.sensitivity.output import save_profile
     from autoquant.space import load_space
 
     source = resolve_model(model)
@@ -81,13 +78,12 @@ def profile(
         source, the_space, text, calib_tokens=calib_tokens, measure=measure, measure_tokens=measure_tokens,
         sample_size=sample, workers=workers, address=address, progress=not no_progress, normalisation=proxy,
     )
-    path = table.save(run_dir / TABLE_FILE)
-    image = save_heatmap(table, run_dir / HEATMAP_FILE)
+    files = save_profile(table, run_dir)
     if as_json:
-        console.print_json(json.dumps(_summary_dict(table, top) | {"table": str(path), "heatmap": str(image)}))
+        console.print_json(json.dumps(_summary_dict(table, top) | {"table": str(files.table), "heatmap": str(files.heatmap)}))
         return
     _print_summary(table, top)
-    err_console.print(f"saved {path} and {image}")
+    err_console.print(f"saved {files.table} and {files.heatmap}")
 
 
 @profile_app.command("show")
@@ -99,6 +95,7 @@ def show(
 ) -> None:
     """Print a saved profile: the most and least sensitive layers, and how far the proxy is trusted."""
     from autoquant.sensitivity import SensitivityTable
+    from autoquant.sensitivity.output import TABLE_FILE
 
     if top < 1:
         raise UserError(f"--top must be at least 1 (got {top})")

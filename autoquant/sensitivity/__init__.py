@@ -12,6 +12,7 @@ The flow, for `autoquant profile` (and `autoquant search`, which profiles first)
     cache.py       every finished result appended to disk at once (resume, instant re-run)
     table.py       SensitivityTable: proxies, measured sample, calibration, estimated_kl
     heatmap.py     the table as an image (blocks x roles, one panel per format)
+    output.py      save_profile(): sensitivity.json + sensitivity.png in a run directory
 """
 
 from autoquant.sensitivity.profile import METHOD_VERSION, profile_sensitivity

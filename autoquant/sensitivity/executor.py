@@ -3,7 +3,7 @@
     executor = RayExecutor(spec, workers=None, address=None)   # local Ray sized to the machine,
     with executor:                                            # or the cluster at `address` /
         executor.run(tasks, on_done)                          # RAY_ADDRESS
-        
+
 Each actor is a `ProfileWorker` (worker.py): it loads the model once, in `__init__`, and
 then serves many tasks. Tasks go to idle actors (at most two in flight each, so one can
 start as the other returns), which balances uneven task costs. Fault tolerance is Ray's:
@@ -12,8 +12,9 @@ retried on it (`max_task_retries`), so a killed worker costs only its tasks in f
 If an actor is gone for good, its tasks are resubmitted to the others.
 
 On a cluster with GPUs each actor asks for one GPU (or an equal share when there are
-more workers than GPUs) and runs on CUDA; otherwise the CPUs are divided among actors,
-each using that many torch threads.
+more workers than GPUs) and runs on CUDA; otherwise the CPUs are divided among up to
+four actors (fewer if their model copies would not fit in memory), each using its
+share as torch threads.
 """
 
 from __future__ import annotations
@@ -51,27 +52,36 @@ class Resources:
         return "cuda" if self.gpus_per_worker > 0 else "cpu"
 
 
-def plan_resources(cpus: int, gpus: int, workers: int | None) -> Resources:
+def plan_resources(
+    cpus: int, gpus: int, workers: int | None, *, memory_bytes: int | None = None, worker_bytes: int | None = None
+) -> Resources:
     """Workers and their share of the machine (or cluster).
 
-    GPUs: one worker per GPU by default. CPUs: one worker per 4 cores (at least one),
-    the cores split evenly; torch's intra-op threads use a few cores well, and every
-    worker holds its own copy of the model.
+    GPUs: one worker per GPU by default. CPUs: up to 4 workers, the cores split evenly,
+    and no more than the memory holds (`worker_bytes` each, of `memory_bytes` available).
+    Single-threaded workers on a small machine beat one multi-threaded worker there: a
+    parallel region waits for its slowest thread, so one descheduled thread stalls it
+    (measured on 2 shared cores, bench/README.md).
     """
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be at least 1 (got {workers})")
     if gpus > 0:
         n = workers or gpus
         return Resources(n, max(1, cpus // n), min(1.0, gpus / n))
-    n = workers or max(1, cpus // 4)
+    n = workers or min(4, max(1, cpus))
+    if workers is None and memory_bytes and worker_bytes:
+        n = max(1, min(n, memory_bytes // worker_bytes))
     return Resources(n, max(1, cpus // n), 0.0)
 
 
 class RayExecutor:
     """Starts (or joins) Ray, creates the actors, runs task lists on them."""
 
-    def __init__(self, spec: WorkerSpec, workers: int | None = None, address: str | None = None):
+    def __init__(
+        self, spec: WorkerSpec, workers: int | None = None, address: str | None = None, worker_bytes: int | None = None
+    ):
         self.spec = spec
+        self.worker_bytes = worker_bytes  # memory one worker needs: caps the default worker count
         self.requested_workers = workers
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.resources: Resources | None = None
@@ -104,7 +114,10 @@ class RayExecutor:
                 gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
                 ray.init(num_cpus=os.cpu_count() or 1, num_gpus=gpus, **kwargs)
         total = ray.cluster_resources()
-        self.resources = plan_resources(int(total.get("CPU", 1)), int(total.get("GPU", 0)), self.requested_workers)
+        self.resources = plan_resources(
+            int(total.get("CPU", 1)), int(total.get("GPU", 0)), self.requested_workers,
+            memory_bytes=int(total.get("memory", 0)) or None, worker_bytes=self.worker_bytes,
+        )
         r = self.resources
         spec = replace(self.spec, threads=r.threads, device=r.device)
         actor_cls = ray.remote(max_restarts=MAX_RESTARTS, max_task_retries=MAX_TASK_RETRIES)(ProfileWorker)

@@ -31,7 +31,7 @@ class LayerStatistics:
     """Sums over calibration tokens; divide by `tokens` for means (see `moment`, `grad_sq`)."""
 
     tokens: int
-    input_sums: dict[str, np.ndarray]  # input key -> sum_t x_t x_t^T  [K, K], float64
+    input_sums: dict[str, np.ndarray]  # input key -> sum_t x_t x_t^T  [K, K], float32 (they travel between workers)
     input_of: dict[str, str]  # layer name -> input key (shared inputs share a key)
     grad_sq_sums: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> sum_t g_t^2 [N]
 
@@ -133,8 +133,7 @@ def _sampled_nll(logits: torch.Tensor, generator: torch.Generator) -> torch.Tens
     """-log p(y) summed over positions, y drawn from p itself: its gradient samples the Fisher."""
     logp = F.log_softmax(logits.float(), dim=-1)
     with torch.no_grad():
-        flat = logp.reshape(-1, logp.shape[-1]).exp()
-        y = torch.multinomial(flat.cpu(), 1, generator=generator).to(logp.device)
+        y = torch.multinomial(logp.reshape(-1, logp.shape[-1]).exp(), 1, generator=generator)
     return -logp.reshape(-1, logp.shape[-1]).gather(1, y).sum()
 
 
@@ -144,7 +143,7 @@ def collect_statistics(
     """Run the calibration windows [n, seq] through the model once, hooks on every layer."""
     device = next(model.parameters()).device
     hooks = _Hooks(model, layers, with_grads)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     embed = model.get_input_embeddings()
     was_training = model.training
     model.eval()
@@ -170,7 +169,7 @@ def collect_statistics(
     tokens = windows.numel()
     return LayerStatistics(
         tokens,
-        {k: v.double().cpu().numpy() for k, v in hooks.input_sums.items()},
+        {k: v.cpu().numpy() for k, v in hooks.input_sums.items()},
         dict(hooks.input_of),
         {k: v.double().cpu().numpy() for k, v in hooks.grad_sums.items()},
     )

@@ -143,3 +143,17 @@ def test_cli_errors_are_one_line(tiny_source, tmp_path, capsys):
     assert main(["profile", "show", str(tmp_path / "nothing.json")]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "Traceback" not in err and len(err.strip().splitlines()) == 2
+
+
+def test_cli_defaults_are_the_library_defaults():
+    import inspect
+
+    from autoquant.cli.profile import profile
+    from autoquant.sensitivity import profile as lib
+
+    cli = {name: p.default.default if hasattr(p.default, "default") else p.default
+           for name, p in inspect.signature(profile).parameters.items()}
+    assert cli["calib_tokens"] == lib.DEFAULT_CALIB_TOKENS
+    assert cli["measure_tokens"] == lib.DEFAULT_MEASURE_TOKENS
+    assert cli["sample"] == lib.DEFAULT_SAMPLE
+    assert cli["measure"] == "auto" and cli["proxy"] == lib.DEFAULT_NORMALISATION
