@@ -16,7 +16,7 @@ from autoquant.cli import main
 from autoquant.data import calibration_text
 from autoquant.sensitivity import SensitivityTable, profile_sensitivity
 from autoquant.space import load_space
-from tests.sensitivity.conftest import save_tiny_model
+from sensitivity_fixtures import save_tiny_model, tiny_source  # noqa: F401  (tiny_source: a fixture)
 
 pytestmark = pytest.mark.ray
 

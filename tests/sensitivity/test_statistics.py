@@ -8,7 +8,7 @@ import torch
 
 from autoquant.layers import discover_layers, linear_weight
 from autoquant.sensitivity.statistics import collect_statistics
-from tests.conftest import tiny_model
+from tiny_models import tiny_model
 
 
 def _windows(n: int = 2, seq: int = 32, seed: int = 0) -> torch.Tensor:

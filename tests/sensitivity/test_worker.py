@@ -7,6 +7,7 @@ import torch
 from autoquant.data import calibration_text, token_windows
 from autoquant.models import load_tokenizer
 from autoquant.sensitivity.worker import ProfileWorker, WorkerSpec
+from sensitivity_fixtures import tiny_source  # noqa: F401  (a fixture)
 
 
 def test_worker_tasks(tiny_source):

@@ -1,4 +1,6 @@
-"""Tiny models with a byte-level tokenizer, so profiling runs end to end in seconds."""
+"""Fixtures of the sensitivity tests: tiny models with a byte-level tokenizer, so profiling
+runs end to end in seconds. Imported by the test modules (a conftest.py here would shadow
+the root conftest, which other test modules import by name)."""
 
 from __future__ import annotations
 
