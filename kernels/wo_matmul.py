@@ -15,8 +15,12 @@ Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles 
   the *A* operand of `tl.dot` and stays in registers (Hopper's wgmma takes A from
   registers); x^T, 16 columns at most, is B. int4 bytes are not interleaved: low nibbles
   multiply x[0::2] and high nibbles x[1::2], two dots a step.
-* M > 16, prefill: `_large_m_kernel`, a tiled GEMM whose B tile is dequantized in
-  registers (`tl.join` interleaves the nibbles) before `tl.dot`.
+* 16 < M < DEQUANT_MIN_M (or any M > 16 with an explicit config): `_large_m_kernel`, a
+  tiled GEMM whose B tile is dequantized in registers (`tl.join` interleaves the nibbles)
+  before `tl.dot`.
+* M >= DEQUANT_MIN_M, tuned launches: `_dequant_kernel` writes W in x's dtype to a temporary
+  [N, K] buffer and cuBLAS (`torch.mm`/`addmm`) multiplies; the extra ~2.5 bytes a weight of
+  traffic costs ~10% of a 2048-token GEMM, less than the tl.dot kernel loses to cuBLAS.
 Split-K (decode kernels) spreads narrow layers over the GPU; the last program of a
 column tile to arrive sums the partials (one launch, deterministic, no memset).
 
@@ -28,7 +32,9 @@ fixed zero-point from a one-byte tensor with stride 0.
 Codes become fp16 through the exponent trick (0x6400 | q is 1024 + q in fp16) rather than
 an int->float conversion, whose throughput on Hopper is below what streaming int4 at full
 bandwidth needs; (q - z) is then exact and one multiply by the scale rounds once. On a GPU
-the trick runs as PTX on four bytes at once (`_codes_to_fp16`, `_word_dot`); under the
+the trick runs as PTX on four bytes at once (`_codes_to_fp16`, `_word_dot`; for int4 words
+the stored order already puts codes t and t+4 of a word in the two 16-bit halves, so one LOP3
+per half2 pair unpacks, as in Marlin, without repacking the weight); under the
 interpreter (CPU tests) the same arithmetic runs as Triton ops, which is all that differs.
 """
 
@@ -46,6 +52,7 @@ from autoquant.quant import QuantizedWeight
 
 SMALL_M_MAX = 16  # M up to this runs the decode kernel (tokens are one 16-wide dot operand)
 MAX_SPLIT_K = 8
+DEQUANT_MIN_M = 512  # from here on (tuned launches) W is dequantized to fp16 and cuBLAS multiplies
 _SPLIT_MAX_N = 16384  # split-K only pays on layers too narrow to fill the GPU
 
 
@@ -128,8 +135,10 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
     (q - z) * s * x, fp32. xp [NG, WPG, 32 // BITS // 2]: x as int32 pairs; zf, s [BN, NG]:
     1024 + zero-point and scale of each row's group in each of the NG sub-blocks.
 
-    ASM (fp16 x on a GPU): one PTX block a word in packed half2 arithmetic: PRMT/LOP3 build
-    1024 + q, then (v - (1024 + z)) * s and fused multiply-adds with x, halves summed last.
+    ASM (fp16 x on a GPU): one PTX block a word in packed half2 arithmetic. int4: LOP3 masks
+    build the pairs (1024 + q) / (1024 + 16 q) straight from the word, one FMA a pair makes
+    (q - z) / 16, FMAs with x, halves summed, then times 16 s in fp32. int8: PRMT builds 1024 + q,
+    then (v - (1024 + z)) * s and FMAs with x, halves summed last.
     Otherwise the same sum in fp32 Triton ops (the interpreter's path, and bf16's)."""
     NG: tl.constexpr = xp.shape[0]
     WPG: tl.constexpr = xp.shape[1]
@@ -140,52 +149,60 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
     else:
         p0, p1 = tl.split(xp)
     if ASM:
-        zz = _half2_bits(zf)[:, :, None]
-        ss = _half2_bits(s)[:, :, None]
         if BITS == 4:
-            # x operands in the order the nibbles come out: (x0,x2) (x1,x3) (x4,x6) (x5,x7)
+            # Magic-number unpack straight from the stored word (code t at bits 4t): masking with
+            # 0x000F000F / 0x00F000F0 and OR-ing 0x6400 gives the half2 pairs (c0, c4), 16 (c1, c5),
+            # and of word >> 8, (c2, c6), 16 (c3, c7): one LOP3 each, one shift a word. One FMA a
+            # pair then makes (q - z) / 16 exactly (v / 16 - (64 + z/16), v / 256 - (4 + z/16)),
+            # small enough that the half2 sum of products with x cannot overflow where x @ W would
+            # not; the scale (times 16) is applied once a word in fp32. x operands are paired to
+            # match: (x0,x4) (x1,x5) (x2,x6) (x3,x7), built once per column, not per row.
+            # -(64 + z/16) is fp16 0xD400 | z and -(4 + z/16) is 0xC400 | 16 z (z < 64): integer ops
+            zi = zf.to(tl.int16, bitcast=True).to(tl.int32) & 0xFF
+            zl = zi | 0xD400
+            zl = (zl | (zl << 16))[:, :, None]
+            zh = (zi << 4) | 0xC400
+            zh = (zh | (zh << 16))[:, :, None]
             xa, xb, xc, xd = tl.inline_asm_elementwise(
                 asm="""
-                prmt.b32 $0, $4, $5, 0x5410;
-                prmt.b32 $1, $4, $5, 0x7632;
-                prmt.b32 $2, $6, $7, 0x5410;
-                prmt.b32 $3, $6, $7, 0x7632;
+                prmt.b32 $0, $4, $6, 0x5410;
+                prmt.b32 $1, $4, $6, 0x7632;
+                prmt.b32 $2, $5, $7, 0x5410;
+                prmt.b32 $3, $5, $7, 0x7632;
                 """,
                 constraints="=r,=r,=r,=r,r,r,r,r", args=[p0, p1, p2, p3],
                 dtype=(tl.int32, tl.int32, tl.int32, tl.int32), is_pure=True, pack=1,
             )
-            return tl.inline_asm_elementwise(
+            part = tl.inline_asm_elementwise(
                 asm="""{
-                .reg .b32 t0, t1, u0, u1, l01, l23, h01, h23, p;
-                .reg .f16 a, b;
-                prmt.b32 t0, $1, 0, 0x4140;
-                prmt.b32 t1, $1, 0, 0x4342;
-                lop3.b32 l01, t0, 0x000F000F, 0x64006400, 0xEA;
-                lop3.b32 l23, t1, 0x000F000F, 0x64006400, 0xEA;
-                shr.u32 u0, t0, 4;
-                shr.u32 u1, t1, 4;
-                lop3.b32 h01, u0, 0x000F000F, 0x64006400, 0xEA;
-                lop3.b32 h23, u1, 0x000F000F, 0x64006400, 0xEA;
-                sub.f16x2 l01, l01, $6;
-                sub.f16x2 h01, h01, $6;
-                sub.f16x2 l23, l23, $6;
-                sub.f16x2 h23, h23, $6;
-                mul.f16x2 l01, l01, $7;
-                mul.f16x2 h01, h01, $7;
-                mul.f16x2 l23, l23, $7;
-                mul.f16x2 h23, h23, $7;
-                mul.f16x2 p, l01, $2;
-                fma.rn.f16x2 p, h01, $3, p;
-                fma.rn.f16x2 p, l23, $4, p;
-                fma.rn.f16x2 p, h23, $5, p;
-                mov.b32 {a, b}, p;
-                add.f16 a, a, b;
-                cvt.f32.f16 $0, a;
+                .reg .b32 t, a, b, c, d, p, r16, r256;
+                .reg .f16 h0, h1;
+                mov.b32 r16, 0x2C002C00;
+                mov.b32 r256, 0x1C001C00;
+                lop3.b32 a, $1, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 b, $1, 0x00F000F0, 0x64006400, 0xEA;
+                shr.u32 t, $1, 8;
+                lop3.b32 c, t, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 d, t, 0x00F000F0, 0x64006400, 0xEA;
+                fma.rn.f16x2 a, a, r16, $6;
+                fma.rn.f16x2 b, b, r256, $7;
+                fma.rn.f16x2 c, c, r16, $6;
+                fma.rn.f16x2 d, d, r256, $7;
+                mul.rn.f16x2 p, a, $2;
+                fma.rn.f16x2 p, b, $3, p;
+                fma.rn.f16x2 p, c, $4, p;
+                fma.rn.f16x2 p, d, $5, p;
+                mov.b32 {h0, h1}, p;
+                add.rn.f16 h0, h0, h1;
+                cvt.f32.f16 $0, h0;
                 }""",
                 constraints="=r,r,r,r,r,r,r,r",
-                args=[wd, xa[None, :, :], xb[None, :, :], xc[None, :, :], xd[None, :, :], zz, ss],
+                args=[wd, xa[None, :, :], xb[None, :, :], xc[None, :, :], xd[None, :, :], zl, zh],
                 dtype=tl.float32, is_pure=True, pack=1,
             )
+            return part * (s.to(tl.float32) * 16.0)[:, :, None]
+        zz = _half2_bits(zf)[:, :, None]
+        ss = _half2_bits(s)[:, :, None]
         return tl.inline_asm_elementwise(
             asm="""{
             .reg .b32 m, v01, v23, p;
@@ -571,6 +588,36 @@ def _large_m_kernel(
     tl.store(y_ptrs, acc.to(dtype), mask=m_mask[:, None] & n_mask[None, :])
 
 
+@triton.jit(do_not_specialize=["GROUP", "stride_zn", "stride_zg"])
+def _dequant_kernel(
+    c_ptr, s_ptr, z_ptr, w_ptr, N, K, GROUP, stride_cn, stride_sn, stride_zn, stride_zg, stride_wn,
+    BITS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, USE_ASM: tl.constexpr,
+):
+    """W tile [BLOCK_N, BLOCK_K] -> fp16/bf16 in w_ptr (row-major [N, K]); BLOCK_K inside one group."""
+    PACK: tl.constexpr = 8 // BITS
+    BKB: tl.constexpr = BLOCK_K // PACK
+    dtype = w_ptr.dtype.element_ty
+    pid_n = tl.program_id(0)
+    k0 = tl.program_id(1) * BLOCK_K
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_b = tl.arange(0, BKB)
+    n_mask = offs_n < N
+    row_bytes = (K + PACK - 1) // PACK
+    kb = k0 // PACK + offs_b
+    byt = _load_codes(c_ptr + offs_n[:, None] * stride_cn, kb, n_mask, row_bytes, False)
+    s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, stride_zn, stride_zg)
+    c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
+    offs_k = k0 + tl.arange(0, BLOCK_K)
+    if BITS == 8:
+        w = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
+    else:
+        w_lo = (c_lo - zf[:, None]) * s[:, None]
+        w_hi = (c_hi - zf[:, None]) * s[:, None]
+        w = tl.reshape(tl.join(w_lo, w_hi), (BLOCK_N, BLOCK_K)).to(dtype)
+    tl.store(w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], w,
+             mask=n_mask[:, None] & (offs_k[None, :] < K))
+
+
 def _even_k(a: dict) -> bool:
     return a["K"] % a["BLOCK_K"] == 0
 
@@ -664,6 +711,8 @@ _WORDS_TILES = [
     # long row runs across groups (int4-g128: 256 bytes a row a step with NG = 4)
     (16, 512, 4, 1, 4), (32, 512, 4, 1, 4), (16, 512, 4, 3, 4), (32, 512, 4, 3, 4), (32, 256, 4, 1, 2),
     (64, 256, 4, 4, 2), (16, 256, 4, 1, 8),
+    # more bytes in flight per SM (mid-size layers sit below the bandwidth, not at the issue limit)
+    (32, 512, 8, 3, 4), (64, 512, 8, 2, 4), (16, 1024, 4, 2, 8), (32, 1024, 8, 2, 8), (64, 256, 8, 6, 2),
 ]
 
 
@@ -896,6 +945,7 @@ def wo_matmul_packed(
         stride_zn=stride_zn, stride_zg=stride_zg, stride_ym=y.stride(0),
         M_BUCKET=m_bucket(m), BITS=fmt.bits, HAS_BIAS=has_bias,
     )
+    dequant = config is None and m >= DEQUANT_MIN_M
     tune = config is None and not interpreting()
     if config is None and not tune:
         config = default_config(m, group, k, fmt.bits)
@@ -926,6 +976,19 @@ def wo_matmul_packed(
                 *args, **common, **extra, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                 num_warps=config.num_warps, num_stages=1 if extra else config.num_stages,
             )
+    elif dequant:
+        # Prefill with many tokens: dequantize W once (0.5-1 byte a weight read, 2 written)
+        # and let cuBLAS run the GEMM, which outpaces a tl.dot kernel that dequantizes each tile.
+        w = torch.empty((n, k), dtype=x.dtype, device=x.device)
+        bk = 128 if group == k else max(b_ for b_ in (128, 64, 32, 16) if group % b_ == 0)
+        _dequant_kernel[(triton.cdiv(n, 64), triton.cdiv(k, bk))](
+            codes, scales, z, w, n, k, group, codes.stride(0), scales.stride(0), stride_zn, stride_zg, w.stride(0),
+            BITS=fmt.bits, BLOCK_N=64, BLOCK_K=bk, USE_ASM=not interpreting(), num_warps=4,
+        )
+        if has_bias:
+            torch.addmm(bias.to(x.dtype), x2, w.t(), out=y)
+        else:
+            torch.mm(x2, w.t(), out=y)
     else:
         args = (x2, codes, scales, z, b, y)
 

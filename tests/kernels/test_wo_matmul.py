@@ -27,12 +27,12 @@ def _rand(*shape: int, dtype=torch.float32) -> torch.Tensor:
 
 
 def _check(fmt: QuantFormat, m: int, n: int, k: int, dtype: torch.dtype, bias: bool = False,
-           config: KernelConfig | None = None) -> None:
+           config: KernelConfig | None = None, pick_config: bool = True) -> None:
     qw = quantize(_rand(n, k) * 0.05, fmt).to(DEVICE)
     x = _rand(m, k, dtype=dtype).to(DEVICE)
     b = _rand(n, dtype=dtype).to(DEVICE) if bias else None
     out = torch.full((m, n), float("nan"), dtype=dtype, device=DEVICE)
-    if config is None and DEVICE == "cuda":  # on a GPU, skip autotuning every tiny case (compile time)
+    if config is None and pick_config and DEVICE == "cuda":  # on a GPU, skip autotuning every tiny case (compile time)
         config = default_config(m, fmt.effective_group(k), k, fmt.bits)
     y = wo_matmul(x, qw, b, config=config, out=out)
     ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
@@ -55,6 +55,15 @@ def test_every_format_fp16(fmt: QuantFormat, m: int) -> None:
 def test_every_format_decode_word_kernel(fmt: QuantFormat) -> None:
     # M = 1 with K a multiple of 8: the word GEMV (codes and x read as int32)
     _check(fmt, 1, n=37, k=320, dtype=torch.float16, bias=True)
+
+
+@pytest.mark.parametrize("fmt", ["int4-g32-asym", "int4-pc-sym", "int8-g64-asym", "int8-pc-sym"])
+def test_many_tokens_dequantize_then_matmul(fmt: str) -> None:
+    # M >= DEQUANT_MIN_M without an explicit config: W dequantized by a kernel, then torch.mm
+    from kernels.wo_matmul import DEQUANT_MIN_M
+
+    _check(QuantFormat.parse(fmt), DEQUANT_MIN_M, n=37, k=161, dtype=torch.float16, bias=True,
+           pick_config=False)
 
 
 def test_decode_misaligned_x_takes_the_byte_kernel() -> None:
