@@ -7,6 +7,12 @@ import os
 import pytest
 import torch
 
+# Kernel tests run the real Triton kernels; without a GPU, under the Triton interpreter. It must
+# be switched on before anything imports `kernels` (a jit function is bound at import), and
+# other test modules import it through autoquant.apply/export, so it is set here, first.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 # Tests must never reach the network (the hub id tests expect a fast, offline failure).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
