@@ -432,6 +432,12 @@ def _notes(result: SearchResult, problem: SearchProblem, budgets: Budgets, table
             f"fp16 fits in {format_bytes(budgets.memory_bytes)}: quantization is not needed for this budget; "
             "the front shows what smaller budgets would cost"
         )
+    g32 = QuantFormat.parse("int4-g32-asym")
+    if rec is not None and g32 in rec.plan.formats.values() and any("Q4_1" in n for n in result.table_notes):
+        notes.append(
+            "the recommended plan uses int4-g32-asym, which reproduces this checkpoint's Q4_1 storage almost "
+            "exactly: its measured quality overstates what int4-g32-asym gives a model trained in 16 bits"
+        )
     if result.latency_estimated:
         notes.append(f"latency is estimated ({result.hardware}), not measured on this machine")
     if any(l.tied and l.role == "lm_head" for l in problem.layers):

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from autoquant.cli import main
 from autoquant.formats import QuantFormat
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
@@ -27,7 +28,7 @@ def int4_budget() -> int:
     return estimate_memory(shape, plan).total_bytes
 
 
-def test_search_beats_uniform_int4_at_its_memory_and_resumes(tmp_path, int4_budget) -> None:
+def test_search_beats_uniform_int4_at_its_memory_and_resumes(tmp_path, int4_budget, capsys) -> None:
     req = SearchRequest(budgets=Budgets(int4_budget), trials=300, eval_tokens=1024, measure_plans=4,
                         runs_dir=str(tmp_path), progress=False)
     result = run_search(req)
@@ -54,8 +55,14 @@ def test_search_beats_uniform_int4_at_its_memory_and_resumes(tmp_path, int4_budg
     print(f"hypervolume of 300 trials vs exact DP front within budget (real table): {result.proxy_hv_ratio:.4f}")
     assert 0.98 <= result.proxy_hv_ratio <= 1.0 + 1e-9
 
-    # Rerun with the same study: the earlier trials stay, new ones are added, measurements reused.
-    again = run_search(SearchRequest(budgets=Budgets(int4_budget), trials=40, eval_tokens=1024, measure_plans=4,
-                                     runs_dir=str(tmp_path), progress=False))
-    assert again.trials_total == 340 and again.trials_added == 40 and again.seeded == 0
-    assert again.recommended is not None and again.recommended.measured is not None
+    # Rerun through the CLI with the same study: the earlier trials stay, new ones are added,
+    # and --json puts one JSON document on stdout.
+    capsys.readouterr()  # drop the prints above
+    code = main(["search", "--budget", f"{int4_budget}B", "--trials", "40", "--eval-tokens", "1024",
+                 "--measure", "4", "--runs-dir", str(tmp_path), "--no-progress", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    again = json.loads(out)
+    assert again["study"]["trials"] == 340 and again["study"]["added"] == 40 and again["study"]["seeded"] == 0
+    assert again["recommended"]["measured"]["perplexity"] < again["baselines"][2]["measured"]["perplexity"]
+    assert again["baselines"][2]["label"] == "uniform int4-g128-asym"

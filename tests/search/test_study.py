@@ -119,3 +119,9 @@ def test_a_new_budget_is_seeded_with_its_exact_optimum(tmp_path) -> None:
     best = front.last_within(lambda i: p.costs(front.choices[i].tolist()).memory_bytes <= mid)
     assert encode_choice(front.choices[best].tolist()) in {encode_choice(r.choice) for r in tight.trials()}
     assert tight.seed(front) == 0
+
+
+def test_unusable_postgres_url_is_a_user_error() -> None:
+    # Without the driver installed, or without a server listening: either way one clear line.
+    with pytest.raises(UserError, match="--storage postgresql"):
+        SearchStudy("s", "postgresql://nobody@127.0.0.1:1/none", problem(tiny_shape()), BIG, model_fingerprint="fp")
