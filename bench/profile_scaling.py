@@ -51,6 +51,39 @@ def random_model_dir(config_dir: str, seed: int = 0) -> str:
     return str(out)
 
 
+def normalisation_agreement(table, cache_dir: str) -> dict:
+    """Spearman of each proxy normalisation against the measured KL of the same pairs.
+
+    The cache keeps every normalisation's ingredients (ProxyParts), so this costs nothing.
+    """
+    from scipy.stats import spearmanr
+
+    from autoquant.sensitivity.proxy import NORMALISATIONS, ProxyParts
+
+    (path,) = Path(cache_dir).glob("*.jsonl")
+    parts = {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("kind") == "proxy":
+            parts[(rec["layer"], rec["format"])] = rec
+    measured = table.measured_entries()
+    out = {}
+    for norm in NORMALISATIONS:
+
+        def value(e):
+            r = parts[(e.layer, e.format)]
+            return ProxyParts(r["output_error"], r["output_energy"], r["fisher_error"]).value(norm)
+
+        overall = float(spearmanr([value(e) for e in measured], [e.kl for e in measured]).statistic)
+        by_format = {}
+        for fmt in table.formats:
+            group = [e for e in measured if e.format == fmt]
+            if len(group) >= 3:
+                by_format[fmt] = float(spearmanr([value(e) for e in group], [e.kl for e in group]).statistic)
+        out[norm] = {"overall": overall, "by_format": by_format}
+    return out
+
+
 def machine() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
             "torch": torch.__version__}
@@ -105,6 +138,8 @@ def main() -> None:
             "proxy_to_kl": table.proxy_to_kl, "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         }
+        if len(table.measured_entries()) >= 3:
+            run["spearman_by_normalisation"] = normalisation_agreement(table, cache)
         if i == 0:
             t = time.perf_counter()
             profile_sensitivity(source, space, calib, workers=workers, progress=False, cache_dir=cache, **settings)
