@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from _problems import problem, tiny_shape
+from search_fixtures import problem, tiny_shape
 
 from autoquant.search.dp import exact_front
 from autoquant.search.front import pareto_mask

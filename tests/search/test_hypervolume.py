@@ -6,7 +6,7 @@ sensitivity table shaped like real ones; the real-table version runs in the slow
 
 from __future__ import annotations
 
-from _problems import default_space, problem, smollm2_shape
+from search_fixtures import default_space, problem, smollm2_shape
 
 from autoquant.search.dp import exact_front
 from autoquant.search.front import hypervolume_ratio

@@ -6,7 +6,7 @@ import math
 import random
 
 import pytest
-from _problems import SMALL_SPACE, SyntheticTable, problem, smollm2_shape, tiny_shape
+from search_fixtures import SMALL_SPACE, SyntheticTable, problem, smollm2_shape, tiny_shape
 
 from autoquant.budgets import QualityBudget
 from autoquant.formats import FP16, QuantFormat

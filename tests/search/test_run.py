@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _problems import problem, smollm2_shape, tiny_shape
+from search_fixtures import problem, smollm2_shape, tiny_shape
 
 from autoquant.budgets import QualityBudget
 from autoquant.errors import NoPlanFitsError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _problems import SMALL_SPACE, problem, tiny_shape
+from search_fixtures import SMALL_SPACE, problem, tiny_shape
 
 from autoquant.errors import UserError
 from autoquant.search.dp import exact_front
