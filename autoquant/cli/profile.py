@@ -110,10 +110,6 @@ def show(
 
 
 # ---- rendering ------------------------------------------------------------------------------
-def _fmt_kl(x: float | None) -> str:
-    return "" if x is None else f"{x:.2e}"
-
-
 def _rho(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
@@ -138,13 +134,17 @@ def _summary_dict(table, top: int) -> dict:
     }
 
 
+def _short(name: str) -> str:
+    """`model.layers.3.mlp.down_proj` -> `layers.3.mlp.down_proj`: the prefix every layer shares."""
+    return name.split(".", 1)[1] if name.startswith("model.") else name
+
+
 def _layer_table(table, title: str, rows: list[tuple[str, float]]) -> Table:
     t = Table(title=title, title_justify="left")
-    t.add_column("layer", no_wrap=True)
-    t.add_column("role")
+    t.add_column("layer", overflow="fold")
     for f in table.formats:
-        t.add_column(f, justify="right")
-    t.add_column("Δppl", justify="right")
+        t.add_column(f.replace("-", "-\n", 1), justify="right", no_wrap=True)  # int4-/g128-asym: narrow
+    t.add_column("Δppl", justify="right", no_wrap=True)
     for name, _ in rows:
         cells, ppl = [], []
         for f in table.formats:
@@ -152,11 +152,11 @@ def _layer_table(table, title: str, rows: list[tuple[str, float]]) -> Table:
             if e is None:
                 cells.append("-")
                 continue
-            cells.append(_fmt_kl(table.estimated_kl(name, f)) + ("*" if e.measured else ""))
+            cells.append(f"{table.estimated_kl(name, f):.1e}" + ("*" if e.measured else ""))
             if e.measured and e.ppl_change is not None:
                 ppl.append(e.ppl_change)
         # the largest measured perplexity change of this layer (its most aggressive measured format)
-        t.add_row(name, table.roles.get(name, ""), *cells, f"{max(ppl, key=abs):+.2%}" if ppl else "")
+        t.add_row(_short(name), *cells, f"{max(ppl, key=abs):+.2%}" if ppl else "")
     return t
 
 
@@ -173,7 +173,7 @@ def _print_summary(table, top: int) -> None:
     by_fmt = ", ".join(f"{f} {_rho(r)}" for f, r in table.spearman_by_format.items())
     head.add_row("Spearman", f"{_rho(table.spearman)} proxy vs measured KL over {len(measured)} pairs" + (f" (within format: {by_fmt})" if by_fmt else ""))
     if table.timings:
-        head.add_row("time", ", ".join(f"{k} {v:.1f}s" for k, v in table.timings.items()) + (f" [{table.executor}]" if table.executor else " [all cached]"))
+        head.add_row("time", ", ".join(f"{k} {v:.1f}s" for k, v in table.timings.items()) + (f" ({table.executor})" if table.executor else " (all cached)"))
     console.print(head)
     ranking = table.layer_ranking()
     n = min(top, len(ranking))

@@ -128,14 +128,16 @@ class RayExecutor:
     def stop(self) -> None:
         import ray
 
-        for actor in self.actors:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # already gone
-                pass
+        if self._owns_ray:
+            if ray.is_initialized():
+                ray.shutdown()  # takes the actors with it, without retrying their pending tasks
+        else:
+            for actor in self.actors:  # a shared cluster: free our actors only
+                try:
+                    ray.kill(actor, no_restart=True)
+                except Exception:  # already gone
+                    pass
         self.actors = []
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
         self._owns_ray = False
 
     def worker_pids(self) -> list[int]:
