@@ -15,7 +15,8 @@ The flow, for `autoquant profile` (and `autoquant search`, which profiles first)
     output.py      save_profile(): sensitivity.json + sensitivity.png in a run directory
 """
 
+from autoquant.sensitivity.output import save_profile
 from autoquant.sensitivity.profile import METHOD_VERSION, profile_sensitivity
 from autoquant.sensitivity.table import SensitivityEntry, SensitivityTable
 
-__all__ = ["METHOD_VERSION", "SensitivityEntry", "SensitivityTable", "profile_sensitivity"]
+__all__ = ["METHOD_VERSION", "SensitivityEntry", "SensitivityTable", "profile_sensitivity", "save_profile"]

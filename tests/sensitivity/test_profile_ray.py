@@ -157,3 +157,19 @@ def test_cli_defaults_are_the_library_defaults():
     assert cli["measure_tokens"] == lib.DEFAULT_MEASURE_TOKENS
     assert cli["sample"] == lib.DEFAULT_SAMPLE
     assert cli["measure"] == "auto" and cli["proxy"] == lib.DEFAULT_NORMALISATION
+
+
+def test_measure_none_keeps_the_uncalibrated_prior(tiny_source, tmp_path, profiled):
+    _, root = profiled
+    cache = tmp_path / "sensitivity"
+    shutil.copytree(root / "sensitivity", cache)
+    path = next(cache.glob("*.jsonl"))  # keep the proxies, drop the measurements
+    path.write_text("".join(l + "\n" for l in path.read_text().splitlines() if '"kind": "kl"' not in l))
+    table = profile_sensitivity(tiny_source, load_space(None), calibration_text(), cache_dir=cache,
+                                **(ARGS | {"measure": "none"}))
+    assert table.executor == ""  # proxies cached, nothing to measure: no Ray
+    assert not table.calibrated and table.proxy_to_kl == 1.0 and table.spearman is None
+    assert all(e.kl is None for e in table.entries.values())
+    assert any("uncalibrated" in n for n in table.notes)
+    e = next(iter(table.entries.values()))
+    assert table.estimated_kl(e.layer, e.format) == e.proxy
