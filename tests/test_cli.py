@@ -64,3 +64,14 @@ def test_console_script_runs_as_a_process(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "autoquant", "estimate", "--plan", "int4-g100-sym"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_ctrl_c_says_work_is_cached_and_exits_130(capsys, monkeypatch):
+    import autoquant.cli.estimate as estimate_cmd
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(estimate_cmd, "resolve_model", interrupted)
+    code, _, err = run(["estimate"], capsys)
+    assert code == 130 and "interrupted" in err and "resume" in err

@@ -27,6 +27,9 @@ for _module in (search, profile, evaluate, estimate, hardware, export):
     _module.register(app)
 
 
+_INTERRUPTED = "autoquant: interrupted (finished work is cached; re-run to resume)"
+
+
 @app.callback()
 def _root() -> None:
     """Find the best mixed-precision quantization plan for an LLM on a given GPU."""
@@ -37,13 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="autoquant")  # standalone: usage errors print and exit 2
     except SystemExit as e:
-        code = e.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if code == 130:  # typer turns Ctrl-C into Exit(130) before it reaches us
+            print(_INTERRUPTED, file=sys.stderr)
+        return code
     except UserError as e:
         print(f"autoquant: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("autoquant: interrupted (finished work is cached; re-run to resume)", file=sys.stderr)
+        print(_INTERRUPTED, file=sys.stderr)
         return 130
     return 0
 
