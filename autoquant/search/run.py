@@ -360,7 +360,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     timings["total"] = time.perf_counter() - t0
     result.files = report.write_run(result)
     if recommended is None:
-        raise NoPlanFitsError(_no_measured_fit(front, budgets, result.files.get("front_json", "")))
+        raise NoPlanFitsError(_no_measured_fit(front, budgets, problem, proxy_front, result.files.get("front_json", "")))
     return result
 
 
@@ -462,14 +462,21 @@ def _nothing_feasible(problem: SearchProblem, budgets: Budgets, proxy_front: Pro
     return "; ".join(parts) + f"; smallest reachable memory {format_bytes(smallest.memory_bytes)}"
 
 
-def _no_measured_fit(front: ParetoFront, budgets: Budgets, path: str) -> str:
+def _no_measured_fit(front: ParetoFront, budgets: Budgets, problem: SearchProblem, proxy_front: ProxyFront,
+                     path: str) -> str:
     measured = [p for p in front.plans if p.measured is not None]
     best = min(measured, key=lambda p: p.measured["kl"])
     q = budgets.quality
     value = f"KL {best.measured['kl']:.4f}" if q and q.metric == "kl" else f"ppl {best.measured['ppl_change'] * 100:+.2f}%"
+    need = ""
+    limit = budgets.proxy_kl_limit()
+    meets = np.nonzero(proxy_front.kl <= limit)[0] if limit is not None else []
+    if len(meets):
+        mem = problem.costs(proxy_front.choices[int(meets[0])].tolist()).memory_bytes
+        need = f"; by the proxy, {q} needs about {format_bytes(mem)} (estimated, not measured)"
     return (
         f"no measured plan meets the quality budget {q} within memory {format_bytes(budgets.memory_bytes)}"
         + (f" and latency {format_seconds(budgets.latency_s)}" if budgets.latency_s else "")
-        + f": the best measured is {value} at {format_bytes(best.costs.memory_bytes)}; "
+        + f": the best measured is {value} at {format_bytes(best.costs.memory_bytes)}{need}; "
         f"raise --budget or loosen --quality-budget (front written to {path})"
     )
