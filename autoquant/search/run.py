@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from autoquant.budgets import format_bytes, format_seconds
-from autoquant.data import calibration_text, evaluation_text
+from autoquant.data import TextSource, calibration_text, evaluation_text
 from autoquant.errors import NoPlanFitsError, UserError
-from autoquant.formats import FP16, QuantFormat
-from autoquant.hardware import latency_model_for
+from autoquant.formats import QuantFormat
+from autoquant.hardware import latency_model_for, plan_latency
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import ModelSource, fingerprint, resolve_model
 from autoquant.plan import Plan
@@ -34,7 +34,7 @@ from autoquant.search._progress import Progress
 from autoquant.search.dp import ProxyFront, exact_front
 from autoquant.search.front import FrontPlan, ParetoFront, hypervolume_ratio, pareto_mask
 from autoquant.search.measure import DEFAULT_EVAL_TOKENS, Measurement, PlanMeasurer
-from autoquant.search.objectives import Budgets, KLTable, SearchProblem
+from autoquant.search.objectives import Budgets, PlanCosts, SearchProblem
 from autoquant.search.study import (DEFAULT_SAMPLER, SAMPLERS, SearchStudy, default_storage, encode_choice,
                                     open_persistent, proxy_points)
 from autoquant.space import SearchSpace, load_space
@@ -306,42 +306,14 @@ def run_search(req: SearchRequest) -> SearchResult:
     # ---- 6. front and measurement ---------------------------------------------------------------------
     front_idx = feasible_front(problem, budgets, choices)
     if not front_idx:
-        raise NoPlanFitsError(_nothing_feasible(problem, budgets, proxy_front, latency_model.name))
+        raise NoPlanFitsError(_nothing_feasible(problem, budgets, latency_model.name))
     to_measure = pick_to_measure(problem, budgets, [choices[i] for i in front_idx], req.measure_plans)
     measure_set = {front_idx[i] for i in to_measure}
 
     t = time.perf_counter()
-    cached = study.measurements()
-    todo = sum(study.baseline(b, eval_text.fingerprint, req.eval_tokens) is None for b in BASELINES)
-    todo += sum((encode_choice(choices[i]), eval_text.fingerprint, req.eval_tokens) not in cached for i in measure_set)
-    with Progress(req.progress and todo > 0) as ui:
-        measurer = _LazyMeasurer(source, eval_text, req.eval_tokens, ui)
-        bar = ui.phase("measuring plans (eval text)", todo)
-        baselines = []
-        for label in BASELINES:
-            plan = Plan.uniform(QuantFormat.parse(label), list(shape.layers), source.display)
-            m = study.baseline(label, eval_text.fingerprint, req.eval_tokens)
-            if m is None:
-                m = measurer.measure(plan)
-                study.store_baseline(label, m)
-                ui.advance(bar)
-            baselines.append(FrontPlan(plan, _plan_costs(problem, plan), None, f"uniform {label}", m))
-        plans = []
-        for i in front_idx:
-            choice = choices[i]
-            plan = problem.plan(choice)
-            fp = FrontPlan(plan, problem.costs(choice), records[i].number)
-            if i in measure_set:
-                m = cached.get((encode_choice(choice), eval_text.fingerprint, req.eval_tokens))
-                if m is None:
-                    m = measurer.measure(plan)
-                    study.record_measurement(choice, fp.costs, m, records[i].number)
-                    ui.advance(bar)
-                fp.measured = m
-            plans.append(fp)
+    plans, baselines = _measure(study, problem, records, front_idx, measure_set, source, eval_text, req)
     timings["measure"] = time.perf_counter() - t
-    plans.sort(key=lambda p: p.costs.memory_bytes)
-    front = ParetoFront(plans, baselines)
+    front = ParetoFront(sorted(plans, key=lambda p: p.costs.memory_bytes), baselines)
 
     # ---- 7. recommend and write -------------------------------------------------------------------------
     recommended = recommend(front, budgets)
@@ -349,12 +321,13 @@ def run_search(req: SearchRequest) -> SearchResult:
         request=req, model=source.display, space=space, hardware=latency_model.name,
         latency_estimated=any(p.costs.latency_estimated for p in plans), study=study_name, storage=storage,
         trials_total=len(records), trials_added=len(records) - before, seeded=seeded, front=front,
+        # uniform fp16 measures as the reference itself (PlanMeasurer leaves 16-bit layers as loaded)
         recommended=recommended, reference=Measurement.from_dict(baselines[0].measured), run_dir=run_dir,
         proxy_front_size=len(proxy_front),
         proxy_hv_ratio=feasible_hv_ratio(problem, budgets, proxy_front, choices),
         problem=problem, choices=choices, table_notes=list(table.notes), timings=timings,
     )
-    result.notes.extend(_notes(result, problem, budgets, table))
+    result.notes.extend(_notes(result, problem, budgets))
     if recommended is not None:
         _annotate(recommended, result, budgets)
     timings["total"] = time.perf_counter() - t0
@@ -364,11 +337,50 @@ def run_search(req: SearchRequest) -> SearchResult:
     return result
 
 
+def _measure(
+    study: SearchStudy, problem: SearchProblem, records: list, front_idx: list[int], measure_set: set[int],
+    source: ModelSource, eval_text: TextSource, req: SearchRequest,
+) -> tuple[list[FrontPlan], list[FrontPlan]]:
+    """The front as FrontPlans (measured where chosen) and the measured uniform baselines.
+
+    Every measurement is stored on the study as soon as it is made and reused by any later
+    run with the same evaluation text and token count.
+    """
+    cached = study.measurements()
+    key = (eval_text.fingerprint, req.eval_tokens)
+    todo = sum(study.baseline(b, *key) is None for b in BASELINES)
+    todo += sum((encode_choice(records[i].choice), *key) not in cached for i in measure_set)
+    baselines, plans = [], []
+    with Progress(req.progress and todo > 0) as ui:
+        measurer = _LazyMeasurer(source, eval_text, req.eval_tokens, ui)
+        bar = ui.phase("measuring plans (eval text)", todo)
+        for label in BASELINES:
+            plan = Plan.uniform(QuantFormat.parse(label), problem.layers, source.display)
+            m = study.baseline(label, *key)
+            if m is None:
+                m = measurer.measure(plan)
+                study.store_baseline(label, m)
+                ui.advance(bar)
+            baselines.append(FrontPlan(plan, _plan_costs(problem, plan), None, f"uniform {label}", m))
+        for i in front_idx:
+            choice = records[i].choice
+            fp = FrontPlan(problem.plan(choice), problem.costs(choice), records[i].number)
+            if i in measure_set:
+                m = cached.get((encode_choice(choice), *key))
+                if m is None:
+                    m = measurer.measure(fp.plan)
+                    study.record_measurement(choice, fp.costs, m, records[i].number)
+                    ui.advance(bar)
+                fp.measured = m
+            plans.append(fp)
+    return plans, baselines
+
+
 class _LazyMeasurer:
     """Loads the model and the reference only when a measurement is not cached: a rerun whose
     plans were all measured before finishes in seconds."""
 
-    def __init__(self, source: ModelSource, text, tokens: int, ui: Progress) -> None:
+    def __init__(self, source: ModelSource, text: TextSource, tokens: int, ui: Progress) -> None:
         self.source, self.text, self.tokens, self.ui = source, text, tokens, ui
         self._measurer: PlanMeasurer | None = None
 
@@ -381,27 +393,21 @@ class _LazyMeasurer:
         return {**self._measurer.measure(plan).to_dict(), "eval_tokens": self.tokens}
 
 
-def _plan_costs(problem: SearchProblem, plan: Plan):
-    """Costs of a plan that may lie outside the space (the uniform baselines)."""
-    from autoquant.search.objectives import PlanCosts
-
+def _plan_costs(problem: SearchProblem, plan: Plan) -> PlanCosts:
+    """Costs of a plan that may lie outside the space (the uniform baselines); no proxy KL."""
     mem = estimate_memory(problem.shape, plan, problem.batch, problem.context)
-    lat = problem.latency and _full_latency(problem, plan)
+    lat = None
+    if problem.latency is not None:
+        lat = plan_latency(problem.shape, plan, problem.latency, problem.batch, problem.context)
     return PlanCosts(
         proxy_kl=math.nan,
         memory_bytes=mem.total_bytes,
         weight_bytes=mem.linear_bytes,
         bits_per_weight=plan.bits_per_weight(problem.layers),
-        decode_s=lat.decode_s if lat else math.nan,
-        prefill_s=lat.prefill_s if lat else math.nan,
-        latency_estimated=lat.estimated if lat else True,
+        decode_s=math.nan if lat is None else lat.decode_s,
+        prefill_s=math.nan if lat is None else lat.prefill_s,
+        latency_estimated=True if lat is None else lat.estimated,
     )
-
-
-def _full_latency(problem: SearchProblem, plan: Plan):
-    from autoquant.hardware import plan_latency
-
-    return plan_latency(problem.shape, plan, problem.latency, problem.batch, problem.context)
 
 
 def _annotate(rec: FrontPlan, result: SearchResult, budgets: Budgets) -> None:
@@ -424,7 +430,7 @@ def _annotate(rec: FrontPlan, result: SearchResult, budgets: Budgets) -> None:
     })
 
 
-def _notes(result: SearchResult, problem: SearchProblem, budgets: Budgets, table: KLTable) -> list[str]:
+def _notes(result: SearchResult, problem: SearchProblem, budgets: Budgets) -> list[str]:
     notes = []
     rec = result.recommended
     if rec is not None and all(f.is_float for f in rec.plan.formats.values()):
@@ -448,7 +454,7 @@ def _notes(result: SearchResult, problem: SearchProblem, budgets: Budgets, table
     return notes
 
 
-def _nothing_feasible(problem: SearchProblem, budgets: Budgets, proxy_front: ProxyFront, hardware: str) -> str:
+def _nothing_feasible(problem: SearchProblem, budgets: Budgets, hardware: str) -> str:
     smallest = problem.costs(problem.smallest_choice())
     parts = [f"no searched plan meets memory {format_bytes(budgets.memory_bytes)}"]
     if budgets.latency_s is not None:
