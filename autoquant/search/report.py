@@ -62,6 +62,7 @@ def to_json(result: SearchResult) -> dict[str, Any]:
     return {
         "autoquant_search_version": REPORT_VERSION,
         "model": result.model,
+        "model_spec": req.model,  # how --model was given (None: the embedded default), for export
         "space": result.space.name,
         "hardware": result.hardware,
         "latency_estimated": result.latency_estimated,

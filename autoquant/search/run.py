@@ -277,10 +277,12 @@ def run_search(req: SearchRequest) -> SearchResult:
     open_persistent(study_name, storage, bare, model_fp)
 
     # ---- 3. sensitivity --------------------------------------------------------------------------
-    from autoquant.sensitivity import profile_sensitivity
+    from autoquant.sensitivity import profile_sensitivity, save_profile
 
     t = time.perf_counter()
     table = profile_sensitivity(source, space, calib, progress=req.progress)
+    # Beside the run, as `autoquant profile` writes it: the app shows it next to the front.
+    save_profile(table, run_dir)
     timings["profile"] = time.perf_counter() - t
 
     # ---- 4. problem and exact proxy front ----------------------------------------------------------

@@ -51,6 +51,13 @@ def test_search_beats_uniform_int4_at_its_memory_and_resumes(tmp_path, int4_budg
     doc = json.loads((result.run_dir / "front.json").read_text())
     assert doc["recommended"]["trial"] == rec.trial and doc["latency_estimated"] is True
     assert (result.run_dir / "front.png").stat().st_size > 10_000
+    # ... and the app reads the run back: front, recommended plan, sensitivity beside it.
+    from autoquant.runs import find_runs, front_frame, plans_with_layers
+
+    assert doc["model_spec"] is None and (result.run_dir / "sensitivity.json").is_file()
+    (run,) = find_runs(tmp_path)
+    assert run.sensitivity_path is not None and front_frame(run)["recommended"].sum() == 1
+    assert plans_with_layers(run)[doc["recommended"]["label"]].formats == rec.plan.formats
 
     # The real-table hypervolume check on this study's 300 trials, within the budget.
     with capsys.disabled():
