@@ -6,7 +6,6 @@ matmul); every discovered linear layer, lm_head included, has an entry.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any
 
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
+from autoquant.jsonfile import read_json, write_json
 from autoquant.layers import LinearLayer
 
 PLAN_VERSION = 1
@@ -79,22 +79,11 @@ class Plan:
         return cls(formats, d.get("model", ""), d.get("metadata", {}))
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)  # atomic: a crash never leaves half a plan
-        return path
+        return write_json(path, self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Plan:
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise UserError(f"plan file not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"plan file {path} is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path, "plan file"))
 
 
 def resolve_plan(spec: str, layers: list[LinearLayer], model: str = "") -> Plan:

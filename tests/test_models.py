@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from autoquant.errors import UserError
 from autoquant.memory import ModelShape

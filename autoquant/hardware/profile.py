@@ -13,7 +13,6 @@ scaled by what the profiled shapes reached in that format, and is labelled estim
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from autoquant.formats import QuantFormat
 from autoquant.hardware.base import LatencyModel, LayerTime, RestCalibration
 from autoquant.hardware.roofline import DEFAULT_REST, roofline_seconds
 from autoquant.models import CACHE_DIR
+from autoquant.jsonfile import read_json, write_json
 
 PROFILE_VERSION = 1
 
@@ -97,22 +97,11 @@ class HardwareProfile:
         return profile_dir() / f"{slug}.json"
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        path = Path(path) if path is not None else self.default_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
-        return path
+        return write_json(path if path is not None else self.default_path(), self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> HardwareProfile:
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise UserError(f"hardware profile not found: {path}") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"hardware profile {path} is not valid JSON: {e}") from None
-        return cls.from_dict(d, where=str(path))
+        return cls.from_dict(read_json(path, "hardware profile"), where=str(path))
 
 
 def saved_profiles(directory: Path | None = None) -> list[tuple[Path, HardwareProfile]]:

@@ -13,7 +13,6 @@ the search optimised is shown beside it. Memory always comes from the memory mod
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from autoquant.budgets import format_bytes, format_seconds
 from autoquant.search.front import FrontPlan
+from autoquant.jsonfile import write_json
 
 if TYPE_CHECKING:
     from autoquant.search.run import SearchResult
@@ -163,12 +163,6 @@ def print_report(result: SearchResult, console: Console) -> None:
 
 
 # ---- files -------------------------------------------------------------------------------------------
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)  # atomic: a crash never leaves half a report
-
-
 def write_run(result: SearchResult) -> dict[str, str]:
     """front.json, plan.json (when there is a recommendation) and front.png; returns their paths."""
     run_dir = result.run_dir
@@ -180,7 +174,7 @@ def write_run(result: SearchResult) -> dict[str, str]:
         files["study"] = result.storage.removeprefix("sqlite:///")
     result.files = files
     plot_front(result, Path(files["plot"]))
-    _write_json(Path(files["front_json"]), to_json(result))
+    write_json(files["front_json"], to_json(result))
     return files
 
 

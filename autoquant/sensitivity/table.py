@@ -11,7 +11,6 @@ Saved as versioned JSON (one row per entry, plus the run's metadata).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from scipy.stats import spearmanr
 
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
+from autoquant.jsonfile import read_json, write_json
 
 TABLE_VERSION = 1
 # Measured KL below this is at the measurement's noise floor (the reference log-probabilities
@@ -153,22 +153,11 @@ class SensitivityTable:
             raise UserError(f"malformed sensitivity table: {e}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)  # atomic: a crash never leaves half a table
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> SensitivityTable:
-        try:
-            d = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise UserError(f"sensitivity table not found: {path} (run `autoquant profile` first)") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"sensitivity table {path} is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path, "sensitivity table", " (run `autoquant profile` first)"))
 
 
 def _canonical(fmt: QuantFormat | str) -> str:
