@@ -107,7 +107,7 @@ with tab_sens:
         sens["log10_kl"] = sens["estimated_kl"].clip(lower=1e-7).map(math.log10)
         order = sens.sort_values(["block", "layer"])["layer"].drop_duplicates().tolist()
         heat = alt.Chart(sens).mark_rect().encode(
-            x=alt.X("format:N", title="format"),
+            x=alt.X("format:N", title="format", axis=alt.Axis(orient="top", labelAngle=0)),
             y=alt.Y("layer:N", sort=order, title=None, axis=alt.Axis(labelFontSize=8)),
             color=alt.Color("log10_kl:Q", title="log10 est. KL", scale=alt.Scale(scheme="viridis")),
             tooltip=["layer", "role", "format", "estimated_kl", "measured_kl", "proxy"],
