@@ -54,17 +54,33 @@ def time_in_graph(fns: list[Callable[[], object]], target_s: float = 0.015, repl
     end.synchronize()
     one_pass = max(start.elapsed_time(end) * 1e-3, 1e-6)
     passes = max(1, min(int(target_s / one_pass), 4096 // len(fns)))
+
+    def warm() -> None:
+        for f in fns:
+            f()
+
+    def body() -> None:
+        for _ in range(passes):
+            warm()
+
+    return graph_seconds(body, replays, warmup=warm, warmup_runs=1) / (passes * len(fns))
+
+
+def graph_seconds(body: Callable[[], object], replays: int, warmup: Callable[[], object] | None = None,
+                  warmup_runs: int = 2) -> float:
+    """Median seconds of one replay of `body` captured as a CUDA graph.
+
+    Warm-up runs on a side stream first, as graph capture wants (allocator pools, autotuning)."""
+    warm = warmup or body
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
-        for f in fns:
-            f()
+        for _ in range(warmup_runs):
+            warm()
     torch.cuda.current_stream().wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
-        for _ in range(passes):
-            for f in fns:
-                f()
+        body()
     graph.replay()
     torch.cuda.synchronize()
     times = []
@@ -76,7 +92,7 @@ def time_in_graph(fns: list[Callable[[], object]], target_s: float = 0.015, repl
         end.synchronize()
         times.append(start.elapsed_time(end) * 1e-3)
     del graph
-    return statistics.median(times) / (passes * len(fns))
+    return statistics.median(times)
 
 
 L2_EVICT_BYTES = 256 * 2**20  # weight copies per timing: together at least this (H100 L2: 50 MB)
@@ -229,27 +245,7 @@ def time_decode(model: nn.Module, batch: int, context: int, replays: int = 30) -
     def step():
         return model(input_ids=ids, past_key_values=cache, cache_position=pos, use_cache=True).logits
 
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):  # warm up off the default stream, as graph capture wants
-        for _ in range(2):
-            step()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        step()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(replays):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e-3)
-    del graph, cache
-    return statistics.median(times)
+    return graph_seconds(step, replays)
 
 
 @torch.no_grad()
@@ -262,27 +258,7 @@ def time_prefill(model: nn.Module, batch: int, context: int, replays: int = 7) -
     def fwd():
         return model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
 
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(2):
-            fwd()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fwd()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(replays):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e-3)
-    del graph
-    return statistics.median(times)
+    return graph_seconds(fwd, replays)
 
 
 # ---- the rest of the forward ----------------------------------------------------------
