@@ -5,14 +5,18 @@ codes uint8 [N, K] (int8) or [N, ceil(K/2)] (int4, code 2j in the low nibble of 
 j), fp16 scales [N, G] and, for asymmetric formats, uint8 zero-points [N, G].
 
 Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles per
-(N, K, group, M bucket, bits), results cached on disk):
+(N, K, group, M bucket, bits, zero-point mode), results cached on disk):
 
-* M = 1, decode: `_gemv_words_kernel`, CUDA cores only. Codes are read as 32-bit words
-  and each word goes through one packed-PTX block (unpack, dequantize, multiply-add in
-  half2, one fp32 out), so no tensor-core operand shuffles or barriers sit in the loop.
-  `_gemv_kernel` is the same on bytes, for shapes that cannot be read as words.
-* 2 <= M <= 16: `_small_m_kernel` computes y^T = W x^T so the dequantized weight tile is
-  the *A* operand of `tl.dot` and stays in registers (Hopper's wgmma takes A from
+* M = 1, decode (and M = 2 for int4): `_gemv_words_kernel`, CUDA cores only, a persistent
+  stream: the (row tile, K step) pairs of the layer are flattened and every program takes an
+  equal contiguous share (stream-K), so all SMs stream until the end whatever the layer's
+  shape; a tile split between programs is summed by the last of them to arrive (one launch,
+  deterministic, no memset). Codes are read as 32-bit words, each word through one packed-PTX
+  block (unpack, dequantize, multiply-add in half2, one fp32 out); with two token rows a word
+  is unpacked once for both. `_gemv_kernel` is a split-K GEMV on bytes, for shapes that cannot
+  be read as words (K not a multiple of 8, misaligned x).
+* 2 <= M <= 16 otherwise: `_small_m_kernel` computes y^T = W x^T so the dequantized weight
+  tile is the *A* operand of `tl.dot` and stays in registers (Hopper's wgmma takes A from
   registers); x^T, 16 columns at most, is B. int4 bytes are not interleaved: low nibbles
   multiply x[0::2] and high nibbles x[1::2], two dots a step.
 * 16 < M < DEQUANT_MIN_M (or any M > 16 with an explicit config): `_large_m_kernel`, a
@@ -21,13 +25,12 @@ Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles 
 * M >= DEQUANT_MIN_M, tuned launches: `_dequant_kernel` writes W in x's dtype to a temporary
   [N, K] buffer and cuBLAS (`torch.mm`/`addmm`) multiplies; the extra ~2.5 bytes a weight of
   traffic costs ~10% of a 2048-token GEMM, less than the tl.dot kernel loses to cuBLAS.
-Split-K (decode kernels) spreads narrow layers over the GPU; the last program of a
-column tile to arrive sums the partials (one launch, deterministic, no memset).
 
-Format knobs other than the bit width are runtime arguments, so one compiled variant
-serves every group size and both zero-point modes: a step never straddles a scale group
-(configs are pruned so the sub-block divides GROUP), and a symmetric format reads its
-fixed zero-point from a one-byte tensor with stride 0.
+Format knobs other than the bit width are mostly runtime arguments, so one compiled variant
+serves every group size: a step never straddles a scale group (configs are pruned so the
+sub-block divides GROUP). The decode word kernel compiles the zero-point mode in (a symmetric
+format's fixed zero-point costs no loads); the others read it from a one-byte tensor with
+stride 0.
 
 Codes become fp16 through the exponent trick (0x6400 | q is 1024 + q in fp16) rather than
 an int->float conversion, whose throughput on Hopper is below what streaming int4 at full
@@ -54,6 +57,11 @@ SMALL_M_MAX = 16  # M up to this runs the decode kernel (tokens are one 16-wide 
 MAX_SPLIT_K = 8
 DEQUANT_MIN_M = 512  # from here on (tuned launches) W is dequantized to fp16 and cuBLAS multiplies
 _SPLIT_MAX_N = 16384  # split-K only pays on layers too narrow to fill the GPU
+# 2 <= M <= this, int4: the CUDA-core word kernel with M rows (one unpack per word for all rows);
+# otherwise tl.dot (tensor cores). Measured on the H100 (bench/results/kernel-variants-h100.json):
+# rows win at M = 2 for int4 (10-14% faster), lose from M = 4 and for int8 (FMA-bound).
+ROWS_MAX_M = 2
+DEQUANT_TILE = (64, 4)  # M >= DEQUANT_MIN_M: rows a program and warps of the dequantize pass
 
 
 def interpreting() -> bool:
@@ -130,10 +138,33 @@ def _pair_half(p, HIGH: tl.constexpr, dtype: tl.constexpr):
 
 
 @triton.jit
+def _zero_terms(zf):
+    """Half2 operands -(64 + z/16) and -(4 + z/16) [BN, NG, 1] of the int4 magic-number unpack,
+    from 1024 + z in fp16: they are fp16 0xD400 | z and 0xC400 | 16 z (z < 64), integer ops."""
+    zi = zf.to(tl.int16, bitcast=True).to(tl.int32) & 0xFF
+    zl = zi | 0xD400
+    zh = (zi << 4) | 0xC400
+    return (zl | (zl << 16))[:, :, None], (zh | (zh << 16))[:, :, None]
+
+
+@triton.jit
+def _code_x(p0, p1, p2, p3, T: tl.constexpr, dtype: tl.constexpr):
+    """x (fp32) of code T of a word: half T % 2 of the int32 pair T // 2."""
+    if T // 2 == 0:
+        return _pair_half(p0, T % 2, dtype)
+    elif T // 2 == 1:
+        return _pair_half(p1, T % 2, dtype)
+    elif T // 2 == 2:
+        return _pair_half(p2, T % 2, dtype)
+    return _pair_half(p3, T % 2, dtype)
+
+
+@triton.jit
 def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.constexpr):
     """Per code word wd [BN, NG, WPG] (int32: 8 int4 or 4 int8 codes), sum over its codes of
-    (q - z) * s * x, fp32. xp [NG, WPG, 32 // BITS // 2]: x as int32 pairs; zf, s [BN, NG]:
-    1024 + zero-point and scale of each row's group in each of the NG sub-blocks.
+    (q - z) * s * x, fp32. xp [NG, WPG, 32 // BITS // 4]: the word's x as int64 quads (4 values
+    each); zf, s [BN, NG]: 1024 + zero-point and scale of each row's group in each of the NG
+    sub-blocks.
 
     ASM (fp16 x on a GPU): one PTX block a word in packed half2 arithmetic. int4: LOP3 masks
     build the pairs (1024 + q) / (1024 + 16 q) straight from the word, one FMA a pair makes
@@ -143,11 +174,10 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
     NG: tl.constexpr = xp.shape[0]
     WPG: tl.constexpr = xp.shape[1]
     if BITS == 4:
-        a, b = tl.split(tl.reshape(xp, (NG, WPG, 2, 2)))  # a = (P0, P2), b = (P1, P3)
-        p0, p2 = tl.split(a)
-        p1, p3 = tl.split(b)
+        q0, q1 = tl.split(xp)  # x[8w..8w+3], x[8w+4..8w+7]
     else:
-        p0, p1 = tl.split(xp)
+        q0 = tl.reshape(xp, (NG, WPG))
+        q1 = q0
     if ASM:
         if BITS == 4:
             # Magic-number unpack straight from the stored word (code t at bits 4t): masking with
@@ -156,13 +186,117 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
             # pair then makes (q - z) / 16 exactly (v / 16 - (64 + z/16), v / 256 - (4 + z/16)),
             # small enough that the half2 sum of products with x cannot overflow where x @ W would
             # not; the scale (times 16) is applied once a word in fp32. x operands are paired to
-            # match: (x0,x4) (x1,x5) (x2,x6) (x3,x7), built once per column, not per row.
-            # -(64 + z/16) is fp16 0xD400 | z and -(4 + z/16) is 0xC400 | 16 z (z < 64): integer ops
-            zi = zf.to(tl.int16, bitcast=True).to(tl.int32) & 0xFF
-            zl = zi | 0xD400
-            zl = (zl | (zl << 16))[:, :, None]
-            zh = (zi << 4) | 0xC400
-            zh = (zh | (zh << 16))[:, :, None]
+            # match: (x0,x4) (x1,x5) (x2,x6) (x3,x7), by PRMT from the two quads.
+            zl, zh = _zero_terms(zf)
+            part = tl.inline_asm_elementwise(
+                asm="""{
+                .reg .b32 t, a, b, c, d, p, r16, r256, p0, p1, p2, p3, xa, xb, xc, xd;
+                .reg .f16 h0, h1;
+                mov.b64 {p0, p1}, $2;
+                mov.b64 {p2, p3}, $3;
+                prmt.b32 xa, p0, p2, 0x5410;
+                prmt.b32 xb, p0, p2, 0x7632;
+                prmt.b32 xc, p1, p3, 0x5410;
+                prmt.b32 xd, p1, p3, 0x7632;
+                mov.b32 r16, 0x2C002C00;
+                mov.b32 r256, 0x1C001C00;
+                lop3.b32 a, $1, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 b, $1, 0x00F000F0, 0x64006400, 0xEA;
+                shr.u32 t, $1, 8;
+                lop3.b32 c, t, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 d, t, 0x00F000F0, 0x64006400, 0xEA;
+                fma.rn.f16x2 a, a, r16, $4;
+                fma.rn.f16x2 b, b, r256, $5;
+                fma.rn.f16x2 c, c, r16, $4;
+                fma.rn.f16x2 d, d, r256, $5;
+                mul.rn.f16x2 p, a, xa;
+                fma.rn.f16x2 p, b, xb, p;
+                fma.rn.f16x2 p, c, xc, p;
+                fma.rn.f16x2 p, d, xd, p;
+                mov.b32 {h0, h1}, p;
+                add.rn.f16 h0, h0, h1;
+                cvt.f32.f16 $0, h0;
+                }""",
+                constraints="=r,r,l,l,r,r",
+                args=[wd, q0[None, :, :], q1[None, :, :], zl, zh],
+                dtype=tl.float32, is_pure=True, pack=1,
+            )
+            return part * (s.to(tl.float32) * 16.0)[:, :, None]
+        zz = _half2_bits(zf)[:, :, None]
+        ss = _half2_bits(s)[:, :, None]
+        return tl.inline_asm_elementwise(
+            asm="""{
+            .reg .b32 m, v01, v23, p, x01, x23;
+            .reg .f16 a, b;
+            mov.b64 {x01, x23}, $2;
+            mov.b32 m, 0x64646464;
+            prmt.b32 v01, $1, m, 0x4140;
+            prmt.b32 v23, $1, m, 0x4342;
+            sub.f16x2 v01, v01, $3;
+            sub.f16x2 v23, v23, $3;
+            mul.f16x2 v01, v01, $4;
+            mul.f16x2 v23, v23, $4;
+            mul.f16x2 p, v01, x01;
+            fma.rn.f16x2 p, v23, x23, p;
+            mov.b32 {a, b}, p;
+            add.f16 a, a, b;
+            cvt.f32.f16 $0, a;
+            }""",
+            constraints="=r,r,l,r,r",
+            args=[wd, q0[None, :, :], zz, ss], dtype=tl.float32, is_pure=True, pack=1,
+        )
+    p0 = (q0 & 0xFFFFFFFF).to(tl.int32)
+    p1 = (q0 >> 32).to(tl.int32)
+    p2 = (q1 & 0xFFFFFFFF).to(tl.int32)
+    p3 = (q1 >> 32).to(tl.int32)
+    z = zf.to(tl.float32)[:, :, None] - 1024.0
+    sc = s.to(tl.float32)[:, :, None]
+    mask: tl.constexpr = (1 << BITS) - 1
+    total = tl.zeros(wd.shape, dtype=tl.float32)
+    for t in tl.static_range(32 // BITS):  # code t of the word pairs with x[t] = half t%2 of pair t//2
+        q = ((wd >> (BITS * t)) & mask).to(tl.float32)
+        xt = _code_x(p0, p1, p2, p3, t, dtype)
+        total += (q - z) * xt[None, :, :]
+    return total * sc
+
+
+@triton.jit
+def _word_dot_rows(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.constexpr):
+    """`_word_dot` for several token rows: xp [BM, NG, WPG, PPW] -> fp32 [BM, BN, NG, WPG].
+
+    Each word is unpacked once (into half2 pairs of (q - z) / 16, or of the dequantized weight
+    for int8) and then multiplied with every row's x, so the unpack cost is shared by the rows."""
+    BM: tl.constexpr = xp.shape[0]
+    NG: tl.constexpr = xp.shape[1]
+    WPG: tl.constexpr = xp.shape[2]
+    BN: tl.constexpr = wd.shape[0]
+    if BITS == 4:
+        a, b = tl.split(tl.reshape(xp, (BM, NG, WPG, 2, 2)))
+        p0, p2 = tl.split(a)
+        p1, p3 = tl.split(b)
+    else:
+        p0, p1 = tl.split(xp)
+    if ASM:
+        if BITS == 4:
+            zl, zh = _zero_terms(zf)
+            ua, ub, uc, ud = tl.inline_asm_elementwise(
+                asm="""{
+                .reg .b32 t, r16, r256;
+                mov.b32 r16, 0x2C002C00;
+                mov.b32 r256, 0x1C001C00;
+                lop3.b32 $0, $4, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 $1, $4, 0x00F000F0, 0x64006400, 0xEA;
+                shr.u32 t, $4, 8;
+                lop3.b32 $2, t, 0x000F000F, 0x64006400, 0xEA;
+                lop3.b32 $3, t, 0x00F000F0, 0x64006400, 0xEA;
+                fma.rn.f16x2 $0, $0, r16, $5;
+                fma.rn.f16x2 $1, $1, r256, $6;
+                fma.rn.f16x2 $2, $2, r16, $5;
+                fma.rn.f16x2 $3, $3, r256, $6;
+                }""",
+                constraints="=r,=r,=r,=r,r,r,r", args=[wd, zl, zh],
+                dtype=(tl.int32, tl.int32, tl.int32, tl.int32), is_pure=True, pack=1,
+            )
             xa, xb, xc, xd = tl.inline_asm_elementwise(
                 asm="""
                 prmt.b32 $0, $4, $6, 0x5410;
@@ -175,69 +309,59 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
             )
             part = tl.inline_asm_elementwise(
                 asm="""{
-                .reg .b32 t, a, b, c, d, p, r16, r256;
+                .reg .b32 p;
                 .reg .f16 h0, h1;
-                mov.b32 r16, 0x2C002C00;
-                mov.b32 r256, 0x1C001C00;
-                lop3.b32 a, $1, 0x000F000F, 0x64006400, 0xEA;
-                lop3.b32 b, $1, 0x00F000F0, 0x64006400, 0xEA;
-                shr.u32 t, $1, 8;
-                lop3.b32 c, t, 0x000F000F, 0x64006400, 0xEA;
-                lop3.b32 d, t, 0x00F000F0, 0x64006400, 0xEA;
-                fma.rn.f16x2 a, a, r16, $6;
-                fma.rn.f16x2 b, b, r256, $7;
-                fma.rn.f16x2 c, c, r16, $6;
-                fma.rn.f16x2 d, d, r256, $7;
-                mul.rn.f16x2 p, a, $2;
-                fma.rn.f16x2 p, b, $3, p;
-                fma.rn.f16x2 p, c, $4, p;
-                fma.rn.f16x2 p, d, $5, p;
+                mul.rn.f16x2 p, $1, $5;
+                fma.rn.f16x2 p, $2, $6, p;
+                fma.rn.f16x2 p, $3, $7, p;
+                fma.rn.f16x2 p, $4, $8, p;
                 mov.b32 {h0, h1}, p;
                 add.rn.f16 h0, h0, h1;
                 cvt.f32.f16 $0, h0;
                 }""",
-                constraints="=r,r,r,r,r,r,r,r",
-                args=[wd, xa[None, :, :], xb[None, :, :], xc[None, :, :], xd[None, :, :], zl, zh],
+                constraints="=r,r,r,r,r,r,r,r,r",
+                args=[ua[None, :, :, :], ub[None, :, :, :], uc[None, :, :, :], ud[None, :, :, :],
+                      xa[:, None, :, :], xb[:, None, :, :], xc[:, None, :, :], xd[:, None, :, :]],
                 dtype=tl.float32, is_pure=True, pack=1,
             )
-            return part * (s.to(tl.float32) * 16.0)[:, :, None]
+            return part * (s.to(tl.float32) * 16.0)[None, :, :, None]
         zz = _half2_bits(zf)[:, :, None]
         ss = _half2_bits(s)[:, :, None]
+        w01, w23 = tl.inline_asm_elementwise(
+            asm="""{
+            .reg .b32 m;
+            mov.b32 m, 0x64646464;
+            prmt.b32 $0, $2, m, 0x4140;
+            prmt.b32 $1, $2, m, 0x4342;
+            sub.f16x2 $0, $0, $3;
+            sub.f16x2 $1, $1, $3;
+            mul.f16x2 $0, $0, $4;
+            mul.f16x2 $1, $1, $4;
+            }""",
+            constraints="=r,=r,r,r,r", args=[wd, zz, ss], dtype=(tl.int32, tl.int32), is_pure=True, pack=1,
+        )
         return tl.inline_asm_elementwise(
             asm="""{
-            .reg .b32 m, v01, v23, p;
+            .reg .b32 p;
             .reg .f16 a, b;
-            mov.b32 m, 0x64646464;
-            prmt.b32 v01, $1, m, 0x4140;
-            prmt.b32 v23, $1, m, 0x4342;
-            sub.f16x2 v01, v01, $4;
-            sub.f16x2 v23, v23, $4;
-            mul.f16x2 v01, v01, $5;
-            mul.f16x2 v23, v23, $5;
-            mul.f16x2 p, v01, $2;
-            fma.rn.f16x2 p, v23, $3, p;
+            mul.f16x2 p, $1, $3;
+            fma.rn.f16x2 p, $2, $4, p;
             mov.b32 {a, b}, p;
             add.f16 a, a, b;
             cvt.f32.f16 $0, a;
             }""",
-            constraints="=r,r,r,r,r,r",
-            args=[wd, p0[None, :, :], p1[None, :, :], zz, ss], dtype=tl.float32, is_pure=True, pack=1,
+            constraints="=r,r,r,r,r",
+            args=[w01[None, :, :, :], w23[None, :, :, :], p0[:, None, :, :], p1[:, None, :, :]],
+            dtype=tl.float32, is_pure=True, pack=1,
         )
-    z = zf.to(tl.float32)[:, :, None] - 1024.0
-    sc = s.to(tl.float32)[:, :, None]
+    z = zf.to(tl.float32)[None, :, :, None] - 1024.0
+    sc = s.to(tl.float32)[None, :, :, None]
     mask: tl.constexpr = (1 << BITS) - 1
-    total = tl.zeros(wd.shape, dtype=tl.float32)
-    for t in tl.static_range(32 // BITS):  # code t of the word pairs with x[t] = half t%2 of pair t//2
-        q = ((wd >> (BITS * t)) & mask).to(tl.float32)
-        if t // 2 == 0:
-            xt = _pair_half(p0, t % 2, dtype)
-        elif t // 2 == 1:
-            xt = _pair_half(p1, t % 2, dtype)
-        elif t // 2 == 2:
-            xt = _pair_half(p2, t % 2, dtype)
-        else:
-            xt = _pair_half(p3, t % 2, dtype)
-        total += (q - z) * xt[None, :, :]
+    total = tl.zeros((BM, BN, NG, WPG), dtype=tl.float32)
+    for t in tl.static_range(32 // BITS):
+        q = ((wd >> (BITS * t)) & mask).to(tl.float32)[None, :, :, :]
+        xt = _code_x(p0, p1, p2, p3, t, dtype)
+        total += (q - z) * xt[:, None, :, :]
     return total * sc
 
 
@@ -445,87 +569,184 @@ def _gemv_kernel(
 
 
 @triton.jit
-def _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, stride_zn, stride_zg,
-               row_words, word_off, offs_g, rows_ok, CPW: tl.constexpr, PPW: tl.constexpr, SUB: tl.constexpr,
-               EVEN_K: tl.constexpr):
-    """Operands of one step at input k0: code words [BN, NG, WPG], x pairs [NG, WPG, PPW],
-    and the scale and 1024 + zero-point [BN, NG] of each sub-block's group."""
+def _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, stride_zn,
+                row_words, word_off, offs_g, rows_ok, BITS: tl.constexpr, CPW: tl.constexpr, SUB: tl.constexpr,
+                EVEN_K: tl.constexpr, SYM: tl.constexpr, SUB_IS_GROUP: tl.constexpr, EVICT: tl.constexpr = False):
+    """Weight operands of one step at input k0: code words [BN, NG, WPG] and the scale and
+    1024 + zero-point [BN, NG] of each sub-block's group. SUB_IS_GROUP (a sub-block is one whole
+    group): the step's groups are consecutive, so a row's scales and zero-points are one vector
+    load each, not NG gathers. SYM: the zero-point is the format's constant, nothing is loaded."""
+    NG: tl.constexpr = offs_g.shape[0]
     pw = k0 // CPW + word_off  # [NG, WPG] word index in the row
+    # EVICT: codes are read once; mark them first out of L1/L2 so x and scales stay cached
+    policy: tl.constexpr = "evict_first" if EVICT else ""
     if EVEN_K:
-        wd = tl.load(w_rows + pw[None, :, :], mask=rows_ok[:, None, None], other=0)
-        xp = tl.load(x_pairs + (pw * PPW)[:, :, None])
+        wd = tl.load(w_rows + pw[None, :, :], mask=rows_ok[:, None, None], other=0, eviction_policy=policy)
     else:
-        wd = tl.load(w_rows + pw[None, :, :], mask=rows_ok[:, None, None] & (pw < row_words)[None, :, :], other=0)
-        xp = tl.load(x_pairs + (pw * PPW)[:, :, None], mask=(pw < row_words)[:, :, None], other=0)
-    g = tl.minimum(k0 + offs_g * SUB, K - 1) // GROUP  # [NG]
+        wd = tl.load(w_rows + pw[None, :, :], mask=rows_ok[:, None, None] & (pw < row_words)[None, :, :], other=0,
+                     eviction_policy=policy)
+    if SUB_IS_GROUP:
+        g = (k0 // (SUB * NG)) * NG + offs_g  # starts at a multiple of NG: vector loads
+        if not EVEN_K:
+            g = tl.minimum(g, (K - 1) // GROUP)
+    else:
+        g = tl.minimum(k0 + offs_g * SUB, K - 1) // GROUP  # [NG]
     sz_mask = n_mask[:, None] & (offs_g[None, :] >= 0)
     s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :], mask=sz_mask, other=0.0)
-    z = tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :] * stride_zg, mask=sz_mask, other=0)
-    return wd, xp, s, _code_to_fp16(z)
+    if SYM:
+        zf = tl.full(s.shape, 1024 + (1 << (BITS - 1)), tl.float16)
+    else:
+        zf = _code_to_fp16(tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :], mask=sz_mask, other=0))
+    return wd, s, zf
 
 
-@triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
+@triton.jit
+def _word_x(x_base, m_mask, k0, row_words, word_off, CPW: tl.constexpr, PPW: tl.constexpr, ROWS: tl.constexpr,
+            EVEN_K: tl.constexpr):
+    """x of one step as int32 pairs: [NG, WPG, PPW], or [BM, NG, WPG, PPW] for several rows (ROWS)."""
+    pw = k0 // CPW + word_off
+    if ROWS:
+        idx = (pw * PPW)[None, :, :, None]
+        if EVEN_K:
+            xp = tl.load(x_base + idx, mask=m_mask[:, None, None, None], other=0)
+        else:
+            xp = tl.load(x_base + idx, mask=m_mask[:, None, None, None] & (pw < row_words)[None, :, :, None], other=0)
+    else:
+        # x of a word as int64 quads (x[8w..8w+3], x[8w+4..8w+7]) for int4, one quad for int8:
+        # [NG, WPG, PPW // 2]
+        xq = x_base.to(tl.pointer_type(tl.int64)) + (pw * (PPW // 2))[:, :, None] + tl.arange(0, PPW // 2)[None, None, :]
+        if EVEN_K:
+            xp = tl.load(xq)
+        else:
+            xp = tl.load(xq, mask=(pw < row_words)[:, :, None], other=0)
+    return xp
+
+
+@triton.jit
+def _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, t, ksteps, N, K, GROUP, stride_cn, stride_sn, stride_zn,
+                 row_words, word_off, offs_g, ar_n, valid, BITS: tl.constexpr, BLOCK_N: tl.constexpr,
+                 BLOCK_K: tl.constexpr, CPW: tl.constexpr, PPW: tl.constexpr, SUB: tl.constexpr, ROWS: tl.constexpr,
+                 EVEN_K: tl.constexpr, SYM: tl.constexpr, SUB_IS_GROUP: tl.constexpr, EVICT: tl.constexpr):
+    """Operands of flattened step t (tile t // ksteps, inputs from (t % ksteps) * BLOCK_K);
+    with `valid` false no codes are read (x and scales stay in bounds)."""
+    tile = t // ksteps
+    k0 = (t - tile * ksteps) * BLOCK_K
+    offs_n = tile * BLOCK_N + ar_n
+    n_mask = offs_n < N
+    w_rows = c_ptr.to(tl.pointer_type(tl.int32)) + offs_n[:, None, None] * (stride_cn // 4)
+    # (offs_n * 0 + valid: a vector mask; the interpreter rejects scalar-broadcast masks)
+    wd, s, zf = _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, stride_zn,
+                            row_words, word_off, offs_g, n_mask & ((offs_n * 0 + valid) != 0), BITS, CPW, SUB, EVEN_K,
+                            SYM, SUB_IS_GROUP, EVICT)
+    xp = _word_x(x_base, m_mask, k0, row_words, word_off, CPW, PPW, ROWS, EVEN_K)
+    return wd, s, zf, xp
+
+
+@triton.jit(do_not_specialize=["GROUP", "M_BUCKET", "OCC"])
 def _gemv_words_kernel(
     x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr, ws_ptr, lock_ptr,
-    M, N, K, GROUP, SPLIT_K,
+    M, N, K, GROUP,
     stride_xm, stride_cn, stride_sn, stride_zn, stride_zg, stride_ym,
-    M_BUCKET,
+    M_BUCKET, OCC,
     BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, USE_ASM: tl.constexpr,
-    STAGES: tl.constexpr = 1, NG: tl.constexpr = 1,
+    NG: tl.constexpr = 1, BLOCK_M: tl.constexpr = 1, STAGES: tl.constexpr = 1, SYM: tl.constexpr = False,
+    SUB_IS_GROUP: tl.constexpr = False, EVICT: tl.constexpr = False,
 ):
-    """M = 1, the decode fast path: codes read as 32-bit words (16-byte vectors), one packed
-    PTX block per word (see `_word_dot`), no shared memory or barriers in the loop with
-    STAGES = 1 (the next step is prefetched into registers) or a cp.async ring (STAGES > 1).
+    """Decode on CUDA cores, M = 1 (the fast path) or a few rows (BLOCK_M > 1), as a persistent
+    stream: the (row tile, K step) pairs are flattened in row-major order and each program takes
+    one contiguous, equal share (stream-K), so every SM streams until the end whatever the
+    layer's shape: no partial last wave, no ramp per tile. A tile split between programs is
+    finished by the last of them to arrive (`_splitk_finish`: deterministic, one launch).
 
-    A step of BLOCK_K inputs is NG sub-blocks, each inside one scale group, so a row is read
-    in long runs (NG x 64 bytes for int4-g128) while scales stay one load per sub-block. Needs
-    K a multiple of the codes per word and 4-byte aligned rows (the launcher checks)."""
+    Codes are read as 32-bit words (16-byte vectors), one packed PTX block per word (see
+    `_word_dot`; with several rows, `_word_dot_rows` unpacks a word once for all of them), the
+    next step prefetched into registers, no shared memory or barriers in the loop. A step of
+    BLOCK_K inputs is NG sub-blocks, each inside one scale group, so a row is read in long runs
+    (NG x 64 bytes for int4-g128) while scales stay one load per sub-block. Needs K a multiple
+    of the codes per word and 4-byte aligned rows (the launcher checks). OCC (programs per SM)
+    only sizes the grid."""
     CPW: tl.constexpr = 32 // BITS  # codes per word
     PPW: tl.constexpr = CPW // 2  # x pairs per word
     SUB: tl.constexpr = BLOCK_K // NG  # inputs per sub-block (divides the group size)
     WPG: tl.constexpr = SUB // CPW  # words per sub-block
+    ROWS: tl.constexpr = BLOCK_M > 1
     dtype: tl.constexpr = x_ptr.dtype.element_ty
     ASM: tl.constexpr = USE_ASM and dtype == tl.float16
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    pid = tl.program_id(0)
+    ar_n = tl.arange(0, BLOCK_N)
+    offs_m = tl.arange(0, BLOCK_M)
     offs_g = tl.arange(0, NG)
     word_off = offs_g[:, None] * WPG + tl.arange(0, WPG)[None, :]
-    n_mask = offs_n < N
+    m_mask = offs_m < M
     row_words = K // CPW
-    steps_per_split = tl.cdiv(tl.cdiv(K, BLOCK_K), SPLIT_K)
-    k_begin = pid_k * steps_per_split * BLOCK_K
-    k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
+    ksteps = tl.cdiv(K, BLOCK_K)
+    total = tl.cdiv(N, BLOCK_N) * ksteps
+    per = tl.cdiv(total, tl.num_programs(0))
+    t_begin = pid * per
+    t_end = tl.minimum(total, t_begin + per)
 
-    w_rows = c_ptr.to(tl.pointer_type(tl.int32)) + offs_n[:, None, None] * (stride_cn // 4)
-    x_pairs = x_ptr.to(tl.pointer_type(tl.int32)) + tl.arange(0, PPW)[None, None, :]
-    acc = tl.zeros((BLOCK_N, NG, WPG), dtype=tl.float32)
-    if STAGES == 1:
-        # (offs_n * 0 + scalar: a vector comparison; the interpreter rejects scalar-broadcast masks)
-        wd, xp, s, zf = _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn,
-                                   stride_zn, stride_zg, row_words, word_off, offs_g,
-                                   n_mask & (offs_n * 0 + k_begin < k_end), CPW, PPW, SUB, EVEN_K)
-        for k0 in range(k_begin, k_end, BLOCK_K):
-            # next step's operands first: their latency overlaps this step's arithmetic. Past the
-            # end, no codes are read and x / scales come from this split's first step (in bounds).
-            nxt = k0 + BLOCK_K
-            nxt_in = tl.where(nxt < k_end, nxt, k_begin)
-            wd2, xp2, s2, zf2 = _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, nxt_in, K, GROUP,
-                                           stride_sn, stride_zn, stride_zg, row_words, word_off, offs_g,
-                                           n_mask & (offs_n * 0 + nxt < k_end), CPW, PPW, SUB, EVEN_K)
-            acc += _word_dot(wd, xp, zf, s, BITS, ASM, dtype)
-            wd, xp, s, zf = wd2, xp2, s2, zf2
+    x_int = x_ptr.to(tl.pointer_type(tl.int32))
+    if ROWS:
+        x_base = x_int + (offs_m * (stride_xm // 2))[:, None, None, None] + tl.arange(0, PPW)[None, None, None, :]
+        acc = tl.zeros((BLOCK_M, BLOCK_N, NG, WPG), dtype=tl.float32)
     else:
-        for k0 in tl.range(k_begin, k_end, BLOCK_K, num_stages=STAGES):
-            wd, xp, s, zf = _word_step(w_rows, x_pairs, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn,
-                                       stride_zn, stride_zg, row_words, word_off, offs_g, n_mask, CPW, PPW, SUB,
-                                       EVEN_K)
+        x_base = x_int
+        acc = tl.zeros((BLOCK_N, NG, WPG), dtype=tl.float32)
+    # Register prefetch, STAGES steps ahead: step t + STAGES is loaded before step t's arithmetic,
+    # so STAGES steps of codes are in flight per warp with no shared memory or barriers.
+    # (Past the range end, nothing is read: `valid` off; x and scales stay in bounds.)
+    wd, s, zf, xp = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.minimum(t_begin, total - 1), ksteps, N, K,
+                                 GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off, offs_g, ar_n,
+                                 t_begin < t_end, BITS, BLOCK_N, BLOCK_K, CPW, PPW, SUB, ROWS, EVEN_K, SYM,
+                                 SUB_IS_GROUP, EVICT)
+    if STAGES == 2:
+        wd1, s1, zf1, xp1 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.minimum(t_begin + 1, total - 1),
+                                         ksteps, N, K, GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off,
+                                         offs_g, ar_n, t_begin + 1 < t_end, BITS, BLOCK_N, BLOCK_K, CPW, PPW, SUB,
+                                         ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
+    for t in range(t_begin, t_end):
+        nxt_ok = t + STAGES < t_end
+        wd2, s2, zf2, xp2 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.where(nxt_ok, t + STAGES, t), ksteps,
+                                         N, K, GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off, offs_g,
+                                         ar_n, nxt_ok, BITS, BLOCK_N, BLOCK_K, CPW, PPW, SUB, ROWS, EVEN_K, SYM,
+                                         SUB_IS_GROUP, EVICT)
+        if ROWS:
+            acc += _word_dot_rows(wd, xp, zf, s, BITS, ASM, dtype)
+        else:
             acc += _word_dot(wd, xp, zf, s, BITS, ASM, dtype)
+        acc = _stream_tile_end(acc, t, t_end, ksteps, per, pid, ar_n, offs_m, m_mask, N, M, stride_ym, y_ptr,
+                               ws_ptr, b_ptr, lock_ptr, BLOCK_N, ROWS, HAS_BIAS)
+        if STAGES == 2:
+            wd, s, zf, xp = wd1, s1, zf1, xp1
+            wd1, s1, zf1, xp1 = wd2, s2, zf2, xp2
+        else:
+            wd, s, zf, xp = wd2, s2, zf2, xp2
 
-    out = tl.sum(tl.sum(acc, axis=2), axis=1)
-    _splitk_finish(out, y_ptr + offs_n, ws_ptr + offs_n, n_mask, b_ptr, offs_n, n_mask, lock_ptr, pid_n, pid_k,
-                   1, N, SPLIT_K, HAS_BIAS)
+
+@triton.jit
+def _stream_tile_end(acc, t, t_end, ksteps, per, pid, ar_n, offs_m, m_mask, N, M, stride_ym, y_ptr, ws_ptr, b_ptr,
+                     lock_ptr, BLOCK_N: tl.constexpr, ROWS: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """After step t: if it ends this program's part of its row tile, reduce the accumulator and
+    write the tile (or its partial, `_splitk_finish`), and return a cleared accumulator."""
+    tile = t // ksteps
+    if (t - tile * ksteps == ksteps - 1) | (t == t_end - 1):
+        first = tile * ksteps
+        p_first = first // per
+        parts = (first + ksteps - 1) // per - p_first + 1  # programs sharing the tile
+        offs_n = tile * BLOCK_N + ar_n
+        n_mask = offs_n < N
+        if ROWS:
+            out = tl.sum(tl.sum(acc, axis=3), axis=2)  # [BLOCK_M, BLOCK_N]
+            _splitk_finish(out, y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :],
+                           ws_ptr + offs_m[:, None] * N + offs_n[None, :], m_mask[:, None] & n_mask[None, :],
+                           b_ptr, offs_n, n_mask, lock_ptr, tile, pid - p_first, M, N, parts, HAS_BIAS)
+        else:
+            out = tl.sum(tl.sum(acc, axis=2), axis=1)
+            _splitk_finish(out, y_ptr + offs_n, ws_ptr + offs_n, n_mask, b_ptr, offs_n, n_mask, lock_ptr,
+                           tile, pid - p_first, 1, N, parts, HAS_BIAS)
+        acc = tl.zeros(acc.shape, dtype=tl.float32)
+    return acc
 
 
 @triton.jit(do_not_specialize=["GROUP", "M_BUCKET", "stride_zn", "stride_zg"])
@@ -633,7 +854,10 @@ def _use_asm(a: dict) -> bool:
 
 
 _gemv_heur = triton.heuristics({"EVEN_K": _even_k, "X_PAIRS": _x_pairs, "USE_ASM": _use_asm})(_gemv_kernel)
-_gemv_words_heur = triton.heuristics({"EVEN_K": _even_k, "USE_ASM": _use_asm})(_gemv_words_kernel)
+_gemv_words_heur = triton.heuristics({
+    "EVEN_K": _even_k, "USE_ASM": _use_asm, "SYM": lambda a: a["stride_zg"] == 0,
+    "SUB_IS_GROUP": lambda a: a["GROUP"] * a.get("NG", 1) == a["BLOCK_K"],
+})(_gemv_words_kernel)
 _small_m_heur = triton.heuristics({"EVEN_K": _even_k, "X_PAIRS": _x_pairs, "USE_ASM": _use_asm})(_small_m_kernel)
 _large_m_heur = triton.heuristics({"EVEN_K": _even_k, "USE_ASM": _use_asm})(_large_m_kernel)
 
@@ -644,7 +868,9 @@ _large_m_heur = triton.heuristics({"EVEN_K": _even_k, "USE_ASM": _use_asm})(_lar
 @dataclass(frozen=True)
 class KernelConfig:
     """One launch configuration; `block_m` only matters for the large-M kernel, `split_k` for the small.
-    For M = 1 on aligned shapes (the word GEMV), `num_stages` is its prefetch depth (1: registers)."""
+    For the decode word kernel (a persistent stream) `num_stages` is how many steps ahead it
+    prefetches into registers (1 or 2; more counts as 2); its grid comes from `ctas`, or from
+    `split_k` programs per row tile."""
 
     block_n: int
     block_k: int
@@ -653,14 +879,9 @@ class KernelConfig:
     split_k: int = 1
     block_m: int = 16
     groups_per_step: int = 1  # word GEMV: sub-blocks a step (each inside one scale group)
+    ctas: int = 0  # decode word kernel: programs in the grid (0: cdiv(N, block_n) * split_k)
+    kernel: str = "auto"  # 2 <= M <= 16: "words" (CUDA cores) or "dot" (tensor cores); auto: by ROWS_MAX_M
 
-    def triton_config(self, small: bool) -> triton.Config:
-        kw = {"BLOCK_N": self.block_n, "BLOCK_K": self.block_k}
-        if small:
-            kw["SPLIT_K"] = self.split_k
-        else:
-            kw["BLOCK_M"] = self.block_m
-        return triton.Config(kw, num_warps=self.num_warps, num_stages=self.num_stages)
 
 
 # (BLOCK_N, BLOCK_K, warps, stages): few distinct compiled variants; SPLIT_K is a runtime
@@ -700,28 +921,42 @@ def _gemv_configs() -> list[triton.Config]:
     ]
 
 
-# Word GEMV: (BLOCK_N, BLOCK_K, warps, STAGES); STAGES 1 prefetches one step in registers,
-# more runs a cp.async ring (deeper prefetch: short K ranges, small layers).
-_WORDS_TILES = [
-    # (BLOCK_N, BLOCK_K, warps, STAGES, NG): NG sub-blocks a step, each inside one scale group
-    (64, 128, 4, 1, 1), (128, 128, 4, 1, 1), (128, 128, 8, 1, 1), (256, 128, 8, 1, 1), (32, 256, 4, 1, 1),
-    (16, 512, 4, 1, 1), (32, 64, 4, 1, 1), (128, 64, 8, 1, 1), (128, 32, 4, 1, 1), (256, 32, 8, 1, 1),
-    (64, 128, 4, 4, 1), (128, 128, 4, 3, 1), (128, 128, 8, 4, 1), (32, 256, 4, 4, 1), (16, 512, 4, 3, 1),
-    (128, 32, 4, 6, 1), (256, 64, 8, 4, 1),
-    # long row runs across groups (int4-g128: 256 bytes a row a step with NG = 4)
-    (16, 512, 4, 1, 4), (32, 512, 4, 1, 4), (16, 512, 4, 3, 4), (32, 512, 4, 3, 4), (32, 256, 4, 1, 2),
-    (64, 256, 4, 4, 2), (16, 256, 4, 1, 8),
-    # more bytes in flight per SM (mid-size layers sit below the bandwidth, not at the issue limit)
-    (32, 512, 8, 3, 4), (64, 512, 8, 2, 4), (16, 1024, 4, 2, 8), (32, 1024, 8, 2, 8), (64, 256, 8, 6, 2),
+# Word kernel (decode stream): (BLOCK_N, BLOCK_K, warps, NG), NG sub-blocks a step, each inside
+# one scale group (int4-g128: 256 bytes a row a step with NG = 4); times programs per SM (OCC, a
+# runtime argument: it sizes the grid, so it multiplies benchmarks but not compilations).
+_WORDS_TILES = [  # (BLOCK_N, BLOCK_K, warps, NG, STAGES[, EVICT]): STAGES steps prefetched into registers
+    (16, 1024, 4, 8, 1), (16, 1024, 4, 8, 2), (8, 1024, 2, 8, 1), (4, 1024, 1, 8, 1), (4, 1024, 1, 8, 2),
+    (4, 2048, 1, 16, 1), (8, 512, 1, 4, 1), (8, 512, 2, 4, 2), (32, 256, 4, 2, 1), (16, 512, 4, 4, 1),
+    (32, 1024, 8, 8, 1), (64, 128, 4, 1, 1), (128, 64, 8, 1, 1), (16, 2048, 4, 16, 1),
+    (16, 1024, 4, 8, 1, True), (4, 1024, 1, 8, 1, True), (8, 1024, 2, 8, 1, True),
 ]
+# with several rows: fewer, smaller tiles (the accumulator grows with the rows)
+_ROWS_TILES = [
+    (16, 512, 4, 4, 2), (32, 256, 4, 2, 2), (16, 256, 4, 2, 2), (32, 128, 4, 1, 2), (8, 1024, 4, 8, 2),
+    (16, 512, 4, 4, 1), (32, 256, 4, 2, 1), (64, 128, 4, 1, 1), (8, 1024, 4, 8, 1), (16, 1024, 4, 8, 1),
+    (4, 512, 1, 4, 1), (4, 512, 1, 4, 2), (8, 256, 2, 2, 2), (4, 1024, 1, 8, 1),
+]
+_OCCUPANCY = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # programs per SM (x warps: at most 64 warps)
 
 
-def _words_configs() -> list[triton.Config]:
+def _words_configs(tiles=None) -> list[triton.Config]:
     return [
-        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk, "STAGES": st, "NG": ng}, num_warps=w, num_stages=1)
-        for bn, bk, w, st, ng in _WORDS_TILES
-        for sk in _SPLITS
+        triton.Config({"BLOCK_N": t[0], "BLOCK_K": t[1], "NG": t[3], "OCC": occ, "STAGES": t[4],
+                       "EVICT": len(t) > 5 and t[5]}, num_warps=t[2], num_stages=1)
+        for t in (tiles or _WORDS_TILES)
+        for occ in _OCCUPANCY
+        if occ * t[2] <= 64
     ]
+
+
+def stream_parts(n: int, k: int, block_n: int, block_k: int, programs: int) -> tuple[int, int]:
+    """Decode stream: (programs that get work, most programs sharing one row tile)."""
+    ksteps = triton.cdiv(k, block_k)
+    total = triton.cdiv(n, block_n) * ksteps
+    per = triton.cdiv(total, max(1, min(programs, total)))
+    # a tile's ksteps consecutive steps, starting anywhere in a share of `per`, meet at most
+    # cdiv(ksteps - 1, per) + 1 programs; none is shared when shares are whole tiles
+    return triton.cdiv(total, per), 1 if per % ksteps == 0 else triton.cdiv(ksteps - 1, per) + 1
 
 
 def _large_configs() -> list[triton.Config]:
@@ -755,13 +990,20 @@ def _prune_small(configs, named_args, **kwargs):
     sms = _num_sms()
     out = []
     for c in configs:
-        bn, bk, sk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"], c.kwargs["SPLIT_K"]
+        bn, bk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]
         sub = bk // c.kwargs.get("NG", 1)  # what must lie inside one scale group
         if not per_channel and not block_k_fits(sub, group, bits):
             continue
         if bk > max(32, triton.next_power_of_2(k)):
             continue
-        if sk > 1:
+        if "OCC" in c.kwargs:  # decode stream
+            rows = a.get("BLOCK_M", 1)
+            if rows * bn * bk // (32 // bits) > 64 * 32 * c.num_warps:
+                continue  # fp32 accumulator: at most 64 registers a thread
+            if stream_parts(n, k, bn, bk, sms * c.kwargs["OCC"])[1] > MAX_SPLIT_K:
+                continue  # more partial sums per tile than the workspace holds
+        elif c.kwargs["SPLIT_K"] > 1:
+            sk = c.kwargs["SPLIT_K"]
             tiles = triton.cdiv(n, bn)
             # split only layers whose column tiles leave the GPU idle, and keep >= 2 steps a split
             if n > _SPLIT_MAX_N or tiles * sk > 4 * sms or tiles >= 2 * sms or triton.cdiv(k, bk) < 2 * sk:
@@ -789,18 +1031,20 @@ _FLUSH: dict[torch.device, torch.Tensor] = {}
 
 
 def _bench(kernel_call, quantiles, reps: int = 15):
-    """Cold-L2 time of one launch: a 512 MB memset before each run evicts the weight (as in
-    decoding, where each layer's weight is read once per token) and, lasting ~0.2 ms, hides
-    the launch's CPU overhead, which would otherwise be timed for small layers."""
+    """Cold-L2 time of one launch: reading a 512 MB buffer before each run evicts the weight (as
+    in decoding, where each layer's weight is read once per token) and, lasting ~0.2 ms, hides
+    the launch's CPU overhead, which would otherwise be timed for small layers. A read, not a
+    memset: a memset leaves L2 full of dirty lines whose write-backs would compete with the
+    kernel's reads and rank configs differently from a decode step (seen on the H100)."""
     dev = torch.device("cuda", torch.cuda.current_device())
     flush = _FLUSH.get(dev)
     if flush is None:
-        flush = _FLUSH[dev] = torch.empty(512 * 2**20, dtype=torch.int8, device=dev)
+        flush = _FLUSH[dev] = torch.zeros(128 * 2**20, dtype=torch.float32, device=dev)
     kernel_call()
     torch.cuda.synchronize()
     times = []
     for _ in range(reps):
-        flush.zero_()
+        flush.sum()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         kernel_call()
@@ -811,13 +1055,18 @@ def _bench(kernel_call, quantiles, reps: int = 15):
     return [ms[min(int(q * len(ms)), len(ms) - 1)] for q in quantiles]
 
 
-_SMALL_KEY = ["N", "K", "GROUP", "M_BUCKET", "BITS", "HAS_BIAS"]
+# stride_zg: 0 for symmetric formats (a fixed zero-point, compiled in), 1 with zero-points
+_SMALL_KEY = ["N", "K", "GROUP", "M_BUCKET", "BITS", "HAS_BIAS", "stride_zg"]
 _gemv_tuned = triton.autotune(
     configs=_gemv_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
     do_bench=_bench, cache_results=True,
 )(_gemv_heur)
 _gemv_words_tuned = triton.autotune(
     configs=_words_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
+    do_bench=_bench, cache_results=True,
+)(_gemv_words_heur)
+_gemv_rows_tuned = triton.autotune(
+    configs=_words_configs(_ROWS_TILES), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
     do_bench=_bench, cache_results=True,
 )(_gemv_words_heur)
 _small_m_tuned = triton.autotune(
@@ -892,8 +1141,33 @@ def _check(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: to
 
 
 def _words_ok(x: torch.Tensor, codes: torch.Tensor, bits: int, k: int) -> bool:
-    """The word GEMV reads codes and x as int32: whole words per row, 4-byte aligned."""
-    return k % (32 // bits) == 0 and codes.data_ptr() % 4 == 0 and x.data_ptr() % 4 == 0
+    """The word kernel reads codes and x as int32: whole words per row, 4-byte aligned."""
+    return (k % (32 // bits) == 0 and codes.data_ptr() % 4 == 0 and x.data_ptr() % 4 == 0
+            and (x.shape[0] == 1 or x.stride(0) % 2 == 0))
+
+
+def _use_words(m: int, bits: int, config: KernelConfig | None) -> bool:
+    """2 <= M <= 16: CUDA-core word kernel (unpack once, M rows of FMAs) or tensor cores."""
+    if config is not None and config.kernel != "auto":
+        return config.kernel == "words"
+    return m <= ROWS_MAX_M and bits == 4
+
+
+def _dequant_matmul(x2, codes, scales, z, stride_zn, stride_zg, fmt, group, n, k, bias, y) -> None:
+    """Many tokens: dequantize W (0.5-1 byte a weight read, 2 written) and let cuBLAS run the
+    GEMM, which outpaces a tl.dot kernel that dequantizes each tile. (Row chunks through one
+    reused buffer, to keep each in L2 for the GEMM, were measured and lost: smaller GEMMs.)"""
+    w = torch.empty((n, k), dtype=x2.dtype, device=x2.device)
+    bk = 128 if group == k else max(b_ for b_ in (128, 64, 32, 16) if group % b_ == 0)
+    bn, warps = DEQUANT_TILE
+    _dequant_kernel[(triton.cdiv(n, bn), triton.cdiv(k, bk))](
+        codes, scales, z, w, n, k, group, codes.stride(0), scales.stride(0), stride_zn, stride_zg, w.stride(0),
+        BITS=fmt.bits, BLOCK_N=bn, BLOCK_K=bk, USE_ASM=not interpreting(), num_warps=warps,
+    )
+    if bias is not None:
+        torch.addmm(bias.to(x2.dtype), x2, w.t(), out=y)
+    else:
+        torch.mm(x2, w.t(), out=y)
 
 
 def wo_matmul_packed(
@@ -949,46 +1223,54 @@ def wo_matmul_packed(
     tune = config is None and not interpreting()
     if config is None and not tune:
         config = default_config(m, group, k, fmt.bits)
+    elif config is not None and group != k:
+        step = config.block_k // (config.groups_per_step if m <= SMALL_M_MAX else 1)
+        if not block_k_fits(step, group, fmt.bits):
+            raise ValueError(f"block_k {config.block_k} (/{config.groups_per_step} groups a step) does not fit "
+                             f"scale groups of {group}")
 
     if m <= SMALL_M_MAX:
+        words = _words_ok(x2, codes, fmt.bits, k) and (m == 1 or _use_words(m, fmt.bits, config))
         ws = torch.empty(0, dtype=torch.float32, device=x.device)
-        if n <= _SPLIT_MAX_N or (config is not None and config.split_k > 1):
+        if words or n <= _SPLIT_MAX_N or (config is not None and config.split_k > 1):
             ws = torch.empty(MAX_SPLIT_K * m * n, dtype=torch.float32, device=x.device)
-        locks = _locks(x.device, triton.cdiv(n, 16))
+        locks = _locks(x.device, triton.cdiv(n, 8))
         args = (x2, codes, scales, z, b, y, ws, locks)
-
-        def grid(meta):
-            return (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])
-
-        if m == 1:
-            words = _words_ok(x2, codes, fmt.bits, k)
-            tuned, fixed = (_gemv_words_tuned, _gemv_words_heur) if words else (_gemv_tuned, _gemv_heur)
+        if words:
+            sms = _num_sms()
+            tuned = _gemv_words_tuned if m == 1 else _gemv_rows_tuned
+            if tune:
+                tuned[lambda meta: (stream_parts(n, k, meta["BLOCK_N"], meta["BLOCK_K"], sms * meta["OCC"])[0],)](
+                    *args, **common, BLOCK_M=m_bucket(m))
+                _LAST_CONFIG["decode"] = tuned.best_config
+            else:
+                # an explicit config's split_k sets the programs per row tile (or `ctas` the total)
+                want = config.ctas or triton.cdiv(n, config.block_n) * config.split_k
+                programs, parts = stream_parts(n, k, config.block_n, config.block_k, want)
+                if parts > MAX_SPLIT_K:
+                    raise ValueError(f"{want} programs would split a row tile {parts} ways (at most {MAX_SPLIT_K})")
+                _gemv_words_heur[(programs,)](
+                    *args, **common, OCC=0, BLOCK_M=m_bucket(m), NG=config.groups_per_step, STAGES=min(config.num_stages, 2),
+                    BLOCK_N=config.block_n, BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=1,
+                )
         else:
-            tuned, fixed = _small_m_tuned, _small_m_heur
-        if tune:
-            tuned[grid](*args, **common)
-            _LAST_CONFIG["decode"] = tuned.best_config
-        else:
-            if config.split_k > MAX_SPLIT_K:
-                raise ValueError(f"split_k at most {MAX_SPLIT_K}")
-            extra = {"STAGES": config.num_stages, "NG": config.groups_per_step} if fixed is _gemv_words_heur else {}
-            fixed[(triton.cdiv(n, config.block_n), config.split_k)](
-                *args, **common, **extra, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-                num_warps=config.num_warps, num_stages=1 if extra else config.num_stages,
-            )
+            tuned, fixed = (_gemv_tuned, _gemv_heur) if m == 1 else (_small_m_tuned, _small_m_heur)
+
+            def grid(meta):
+                return (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])
+
+            if tune:
+                tuned[grid](*args, **common)
+                _LAST_CONFIG["decode"] = tuned.best_config
+            else:
+                if config.split_k > MAX_SPLIT_K:
+                    raise ValueError(f"split_k at most {MAX_SPLIT_K}")
+                fixed[(triton.cdiv(n, config.block_n), config.split_k)](
+                    *args, **common, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+                    num_warps=config.num_warps, num_stages=config.num_stages,
+                )
     elif dequant:
-        # Prefill with many tokens: dequantize W once (0.5-1 byte a weight read, 2 written)
-        # and let cuBLAS run the GEMM, which outpaces a tl.dot kernel that dequantizes each tile.
-        w = torch.empty((n, k), dtype=x.dtype, device=x.device)
-        bk = 128 if group == k else max(b_ for b_ in (128, 64, 32, 16) if group % b_ == 0)
-        _dequant_kernel[(triton.cdiv(n, 64), triton.cdiv(k, bk))](
-            codes, scales, z, w, n, k, group, codes.stride(0), scales.stride(0), stride_zn, stride_zg, w.stride(0),
-            BITS=fmt.bits, BLOCK_N=64, BLOCK_K=bk, USE_ASM=not interpreting(), num_warps=4,
-        )
-        if has_bias:
-            torch.addmm(bias.to(x.dtype), x2, w.t(), out=y)
-        else:
-            torch.mm(x2, w.t(), out=y)
+        _dequant_matmul(x2, codes, scales, z, stride_zn, stride_zg, fmt, group, n, k, bias if has_bias else None, y)
     else:
         args = (x2, codes, scales, z, b, y)
 

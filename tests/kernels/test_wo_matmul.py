@@ -85,12 +85,17 @@ def test_bf16(fmt: str, m: int) -> None:
 @pytest.mark.parametrize(
     "fmt,m,config",
     [
-        ("int4-g64-asym", 3, KernelConfig(block_n=16, block_k=64, split_k=3)),  # last split short
+        ("int4-g64-asym", 3, KernelConfig(block_n=16, block_k=64, split_k=3)),  # tl.dot, last split short
         ("int8-pc-sym", 1, KernelConfig(block_n=32, block_k=32, split_k=4)),
-        ("int4-g64-sym", 1, KernelConfig(block_n=16, block_k=64, split_k=2, num_stages=1)),  # register prefetch
-        ("int4-pc-asym", 1, KernelConfig(block_n=16, block_k=128, split_k=1, num_stages=4)),  # cp.async ring
+        ("int4-g64-sym", 1, KernelConfig(block_n=16, block_k=64, split_k=2, num_stages=1)),  # prefetch 1 step
+        ("int4-pc-asym", 1, KernelConfig(block_n=16, block_k=128, split_k=1, num_stages=2)),  # prefetch 2 steps
         ("int4-g32-asym", 1, KernelConfig(block_n=16, block_k=128, split_k=2, num_stages=1, groups_per_step=4)),
         ("int8-g64-sym", 1, KernelConfig(block_n=32, block_k=256, split_k=1, num_stages=3, groups_per_step=4)),
+        # K = 384 is no multiple of 256: the last step is partial with whole groups a sub-block
+        ("int4-g64-asym", 1, KernelConfig(block_n=8, block_k=256, ctas=5, num_stages=2, groups_per_step=4)),
+        ("int4-g128-asym", 2, KernelConfig(block_n=16, block_k=128, split_k=3)),  # word kernel, two rows
+        ("int8-g32-sym", 2, KernelConfig(block_n=8, block_k=64, ctas=7, groups_per_step=2, kernel="words")),
+        ("int4-g32-sym", 4, KernelConfig(block_n=16, block_k=128, ctas=3, groups_per_step=4, kernel="words")),
         ("int4-pc-asym", 16, KernelConfig(block_n=64, block_k=128, split_k=2)),
         ("int4-g32-sym", 17, KernelConfig(block_n=32, block_k=32, block_m=16)),
         ("int8-g128-asym", 40, KernelConfig(block_n=16, block_k=128, block_m=32)),
@@ -98,8 +103,39 @@ def test_bf16(fmt: str, m: int) -> None:
     ids=str,
 )
 def test_configs(fmt: str, m: int, config: KernelConfig) -> None:
-    """Split-K (with its arrival counter) and tile shapes other than the default."""
+    """Split-K / stream partitions (with their arrival counters) and tile shapes other than the default."""
     _check(QuantFormat.parse(fmt), m, n=70, k=384, dtype=torch.float16, bias=True, config=config)
+
+
+@pytest.mark.parametrize("ctas", [1, 2, 3, 7, 11, 24])
+def test_decode_stream_any_number_of_programs(ctas: int) -> None:
+    # 70 rows in tiles of 16 (the last partial), 6 K steps: programs that cover several whole
+    # tiles, tiles shared by up to 4 programs, programs with nothing to do (24 > 5 tiles x 6 / 2)
+    cfg = KernelConfig(block_n=16, block_k=64, ctas=ctas, num_stages=1)
+    _check(QuantFormat.parse("int4-g64-asym"), 1, n=70, k=384, dtype=torch.float16, bias=True, config=cfg)
+
+
+def test_stream_parts() -> None:
+    from kernels.wo_matmul import stream_parts
+
+    # 4 row tiles x 6 steps = 24 steps: 5 programs take 5 each; a tile is then shared by at most 2
+    assert stream_parts(64, 384, 16, 64, 5) == (5, 2)
+    # one step a program: 6 programs share every tile
+    assert stream_parts(64, 384, 16, 64, 24) == (24, 6)
+    # whole tiles a program (4 programs for 4 tiles, or 2 for 2 each): nothing shared
+    assert stream_parts(64, 384, 16, 64, 4) == (4, 1)
+    assert stream_parts(64, 384, 16, 64, 2) == (2, 1)
+    # more programs than steps: only the steps' worth get work
+    assert stream_parts(64, 384, 16, 64, 100)[0] == 24
+
+
+def test_explicit_config_must_fit_the_groups() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        _check(QuantFormat.parse("int4-g32-asym"), 1, n=16, k=256, dtype=torch.float16,
+               config=KernelConfig(block_n=16, block_k=128, groups_per_step=1))
+    with pytest.raises(ValueError, match="split a row tile"):
+        _check(QuantFormat.parse("int4-g32-asym"), 1, n=16, k=1024, dtype=torch.float16,
+               config=KernelConfig(block_n=16, block_k=32, ctas=32))
 
 
 def test_split_k_counters_reset_between_launches() -> None:

@@ -1,0 +1,168 @@
+"""Compare kernel variants on the GPU before choosing the launcher's rules (one device call).
+
+    python bench/kernel_variants.py --out bench/results        # on a GPU
+
+* decode, M in {2, 4, 8, 16}: the CUDA-core word kernel with M rows vs the tl.dot kernel
+  (tensor cores, y^T = W x^T) vs the tiled tl.dot kernel with x as the 16-row A operand;
+* M = 1: the tuned word kernel (reference point for the rows above);
+* M = 2048: tiles of the dequantize pass before cuBLAS (run 1, results/kernel-variants-h100-run1.json,
+  compared the whole W with row chunks through one reused buffer; chunks lost and were removed).
+
+Same timing method as bench/kernels.py (CUDA graph over weight copies that overflow L2, median
+of 7 replays); each variant's output is checked against a float32 reference before timing.
+Writes kernel-variants-<gpu>.json and prints one table a question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from autoquant.formats import QuantFormat  # noqa: E402
+from autoquant.hardware.measure import gpu_identity, measure_bandwidth, time_in_graph, weight_copies  # noqa: E402
+from autoquant.quant import dequantize, quantize  # noqa: E402
+from kernels import KernelConfig, wo_matmul  # noqa: E402
+
+W = sys.modules["kernels.wo_matmul"]
+
+
+def _bench_kernels_module():
+    """bench/kernels.py by path (its name clashes with the `kernels` package): the shapes live there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "bench" / "kernels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+SHAPES = _bench_kernels_module().SHAPES
+
+
+def copies(w, n: int) -> list:
+    if isinstance(w, torch.Tensor):
+        return [w] + [w.clone() for _ in range(n - 1)]
+    return [w] + [type(w)(w.format, w.shape, w.codes.clone(), w.scales.clone(),
+                          None if w.zeros is None else w.zeros.clone()) for _ in range(n - 1)]
+
+
+def checked(fn, x, w_ref, what: str) -> None:
+    y = fn()
+    ref = x.float() @ w_ref.t()
+    rel = ((y.float() - ref).norm() / ref.norm()).item()
+    if not rel < 3e-3:
+        raise SystemExit(f"WRONG RESULT {what}: relative error {rel:.2e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--parts", default="m1,small_m")
+    ap.add_argument("--formats", default="int4-g128-sym,int4-g128-asym")
+    ap.add_argument("--shapes", default="llama-3-8b:q/o,llama-3-8b:k/v,llama-3-8b:gate/up,llama-3-8b:down,"
+                                        "llama-2-70b:q/o")
+    ap.add_argument("--small-ms", default="2,4,8,16")
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    fmts = [QuantFormat.parse(f) for f in args.formats.split(",")]
+    shapes = []
+    for s in args.shapes.split(","):
+        model, role = s.split(":")
+        shapes.append((model, role, *SHAPES[model][role]))
+    t0 = time.time()
+    ident = gpu_identity()
+    bw = measure_bandwidth()
+    print(f"{ident['name']}: copy bandwidth {bw / 1e12:.2f} TB/s", flush=True)
+    recs: list[dict] = []
+
+    def rec(**r) -> None:
+        recs.append(r)
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
+
+    for model, role, n, k in shapes:
+        torch.manual_seed(0)
+        w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
+        base = dict(model=model, role=role, N=n, K=k)
+        ms = sorted({1} | ({int(m) for m in args.small_ms.split(",")} if "small_m" in parts else set())
+                    | ({2048} if "dequant" in parts else set()))
+        xs = {m: torch.randn(m, k, dtype=torch.float16, device="cuda") for m in ms}
+        w16s = copies(w16, weight_copies(n * k * 2))
+        fp16 = {m: time_in_graph([lambda w=w, m=m: F.linear(xs[m], w) for w in w16s]) for m in ms}
+        del w16s
+        for fmt in fmts:
+            qw = quantize(w16, fmt)
+            w_ref = dequantize(qw, torch.float32)
+            nbytes = fmt.storage_bytes(n, k)
+            qws = copies(qw, weight_copies(nbytes))
+
+            def timed(variant: str, m: int, call, **extra) -> None:
+                x = xs[m]
+                checked(lambda: call(x, qw), x, w_ref, f"{variant} {fmt} {model} {role} M={m}")
+                secs = time_in_graph([lambda q=q: call(x, q) for q in qws])
+                rec(**base, format=str(fmt), M=m, variant=variant, us=secs * 1e6, fp16_us=fp16[m] * 1e6,
+                    speedup=fp16[m] / secs, frac_bw=(nbytes + m * (n + k) * 2) / secs / bw,
+                    config=str(W.tuned_config(m)) if "tuned" in variant else None, **extra)
+
+            if "m1" in parts:
+                timed("words tuned", 1, lambda x, q: wo_matmul(x, q))
+            if "small_m" in parts:
+                for m in [int(v) for v in args.small_ms.split(",")]:
+                    W.ROWS_MAX_M = 16
+                    rows_max = W.ROWS_MAX_M
+                    W.ROWS_MAX_M = 16
+                    timed("rows tuned", m, lambda x, q: wo_matmul(x, q))
+                    W.ROWS_MAX_M = 1
+                    timed("dot tuned", m, lambda x, q: wo_matmul(x, q))
+                    W.ROWS_MAX_M = rows_max
+                    if m == 16 and "x_as_a" in parts:  # x as the A operand (mma.sync m16), W^T as B: the large-M kernel, 16-row tiles
+                        for bn, bk, warps, stages in [(64, 128, 4, 4), (32, 128, 4, 4), (64, 64, 4, 6), (128, 128, 8, 3)]:
+                            cfg = KernelConfig(block_n=bn, block_k=bk, num_warps=warps, num_stages=stages, block_m=16)
+
+                            def large(x, q, cfg=cfg):
+                                y = torch.empty(x.shape[0], n, dtype=x.dtype, device=x.device)
+                                z = q.zeros if q.zeros is not None else W._sym_zero(x.device, 4)
+                                szn, szg = (q.zeros.stride(0), 1) if q.zeros is not None else (0, 0)
+                                W._large_m_heur[(triton_cdiv(m, 16) * triton_cdiv(n, bn),)](
+                                    x, q.codes, q.scales, z, y, y, x.shape[0], n, k, q.format.effective_group(k),
+                                    x.stride(0), q.codes.stride(0), q.scales.stride(0), szn, szg, y.stride(0), 16,
+                                    BITS=q.format.bits, HAS_BIAS=False, BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk,
+                                    num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                                return y
+
+                            timed(f"x-as-A tl.dot {bn}x{bk} w{warps} s{stages}", m, large)
+            if "dequant" in parts:
+                for bn, warps in [(64, 4), (128, 4), (128, 8), (256, 8), (32, 4), (32, 2)]:
+                    W.DEQUANT_TILE = (bn, warps)
+                    timed(f"dequant {bn} rows w{warps} + cuBLAS", 2048, lambda x, q: wo_matmul(x, q))
+                W.DEQUANT_TILE = (64, 4)
+            del qw, w_ref, qws
+            torch.cuda.empty_cache()
+        print(f"{model} {role} done ({time.time() - t0:.0f}s)", flush=True)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in (ident.get("spec") or ident["name"]).lower())
+        (out / f"kernel-variants-{slug}.json").write_text(json.dumps(
+            {"gpu": ident, "bandwidth": bw, "seconds": time.time() - t0, "records": recs}, indent=1) + "\n")
+
+    print("\n| shape | format | M | variant | us | fp16 us | speedup | frac BW |")
+    print("|---|---|---:|---|---:|---:|---:|---:|")
+    for r in recs:
+        print(f"| {r['model']} {r['role']} | {r['format']} | {r['M']} | {r['variant']} | {r['us']:.1f} | "
+              f"{r['fp16_us']:.1f} | {r['speedup']:.2f}x | {r['frac_bw']:.2f} |")
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+if __name__ == "__main__":
+    main()
