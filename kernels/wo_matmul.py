@@ -276,6 +276,7 @@ def _word_dot_rows(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: 
         p1, p3 = tl.split(b)
     else:
         p0, p1 = tl.split(xp)
+        p2, p3 = p0, p1  # int8: 4 codes a word, pairs 2 and 3 unused
     if ASM:
         if BITS == 4:
             zl, zh = _zero_terms(zf)
