@@ -1235,7 +1235,7 @@ def wo_matmul_packed(
         ws = torch.empty(0, dtype=torch.float32, device=x.device)
         if words or n <= _SPLIT_MAX_N or (config is not None and config.split_k > 1):
             ws = torch.empty(MAX_SPLIT_K * m * n, dtype=torch.float32, device=x.device)
-        locks = _locks(x.device, triton.cdiv(n, 8))
+        locks = _locks(x.device, n)  # one counter a row tile: enough for any BLOCK_N
         args = (x2, codes, scales, z, b, y, ws, locks)
         if words:
             sms = _num_sms()
