@@ -450,27 +450,10 @@ def _small_m_kernel(
             acc = tl.dot(w_hi, xo, acc)
         s, zf = s_next, zf_next
 
-    y_ptrs = y_ptr + offs_m[None, :] * stride_ym + offs_n[:, None]
-    out_mask = n_mask[:, None] & m_mask[None, :]
-    if SPLIT_K == 1:
-        if HAS_BIAS:
-            acc += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[:, None]
-        tl.store(y_ptrs, acc.to(dtype), mask=out_mask)
-    else:
-        # Split-K: park the partial, count arrivals; the last program of this column
-        # tile sums all partials in a fixed order and resets the counter for the next launch.
-        ws_ptrs = ws_ptr + offs_m[None, :] * N + offs_n[:, None]
-        tl.store(ws_ptrs + pid_k * M * N, acc, mask=out_mask)
-        tl.debug_barrier()
-        arrived = tl.atomic_add(lock_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
-        if arrived == SPLIT_K - 1:
-            total = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-            for s_idx in range(0, SPLIT_K):
-                total += tl.load(ws_ptrs + s_idx * M * N, mask=out_mask, other=0.0, cache_modifier=".cg")
-            if HAS_BIAS:
-                total += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[:, None]
-            tl.store(y_ptrs, total.to(dtype), mask=out_mask)
-            tl.atomic_xchg(lock_ptr + pid_n, 0, sem="relaxed", scope="gpu")
+    # acc is y^T [BLOCK_N, BLOCK_M]; written as y [BLOCK_M, BLOCK_N] (split-K: `_splitk_finish`)
+    _splitk_finish(tl.trans(acc), y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :],
+                   ws_ptr + offs_m[:, None] * N + offs_n[None, :], m_mask[:, None] & n_mask[None, :],
+                   b_ptr, offs_n, n_mask, lock_ptr, pid_n, pid_k, M, N, SPLIT_K, HAS_BIAS)
 
 
 @triton.jit
