@@ -64,7 +64,11 @@ class QualityEvaluator:
             targets = batch[:, 1:].to(lp.device)
             nll += -lp.gather(-1, targets.unsqueeze(-1)).sum().item()
             if with_kl:
-                ref_lp = ref.to(lp.device).float()
+                # renormalised, the fp16-stored reference is a proper distribution: the KL is >= 0
+                # by construction, with a floor of ~ulp^2/24 from the rounding (~1e-6 nats/token);
+                # used raw, the rounding's bias (~1e-4 either way) swamped the small KLs of gentle
+                # formats on small models
+                ref_lp = torch.log_softmax(ref.to(lp.device).float(), dim=-1)
                 kl += (ref_lp.exp() * (ref_lp - lp)).sum().item()
         n = self.tokens
         return QualityResult(math.exp(nll / n), max(kl / n, 0.0), n)
