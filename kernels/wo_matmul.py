@@ -171,14 +171,8 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
     (q - z) / 16, FMAs with x, halves summed, then times 16 s in fp32. int8: PRMT builds 1024 + q,
     then (v - (1024 + z)) * s and FMAs with x, halves summed last.
     Otherwise the same sum in fp32 Triton ops (the interpreter's path, and bf16's)."""
-    NG: tl.constexpr = xp.shape[0]
-    WPG: tl.constexpr = xp.shape[1]
-    if BITS == 4:
-        q0, q1 = tl.split(xp)  # x[8w..8w+3], x[8w+4..8w+7]
-    else:
-        q0 = tl.reshape(xp, (NG, WPG))
-        q1 = q0
     if ASM:
+        q0, q1 = _word_quads(xp, BITS)
         if BITS == 4:
             # Magic-number unpack straight from the stored word (code t at bits 4t): masking with
             # 0x000F000F / 0x00F000F0 and OR-ing 0x6400 gives the half2 pairs (c0, c4), 16 (c1, c5),
@@ -245,38 +239,15 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
             constraints="=r,r,l,r,r",
             args=[wd, q0[None, :, :], zz, ss], dtype=tl.float32, is_pure=True, pack=1,
         )
-    p0 = (q0 & 0xFFFFFFFF).to(tl.int32)
-    p1 = (q0 >> 32).to(tl.int32)
-    p2 = (q1 & 0xFFFFFFFF).to(tl.int32)
-    p3 = (q1 >> 32).to(tl.int32)
-    z = zf.to(tl.float32)[:, :, None] - 1024.0
-    sc = s.to(tl.float32)[:, :, None]
-    mask: tl.constexpr = (1 << BITS) - 1
-    total = tl.zeros(wd.shape, dtype=tl.float32)
-    for t in tl.static_range(32 // BITS):  # code t of the word pairs with x[t] = half t%2 of pair t//2
-        q = ((wd >> (BITS * t)) & mask).to(tl.float32)
-        xt = _code_x(p0, p1, p2, p3, t, dtype)
-        total += (q - z) * xt[None, :, :]
-    return total * sc
+    return tl.reshape(_word_dot_ref(wd, xp[None, :, :, :], zf, s, BITS, dtype), wd.shape)
 
 
 @triton.jit
 def _word_dot_rows(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.constexpr):
-    """`_word_dot` for several token rows: xp [BM, NG, WPG, PPW] -> fp32 [BM, BN, NG, WPG].
+    """`_word_dot` for several token rows: xp [BM, NG, WPG, Q] -> fp32 [BM, BN, NG, WPG].
 
     Each word is unpacked once (into half2 pairs of (q - z) / 16, or of the dequantized weight
     for int8) and then multiplied with every row's x, so the unpack cost is shared by the rows."""
-    BM: tl.constexpr = xp.shape[0]
-    NG: tl.constexpr = xp.shape[1]
-    WPG: tl.constexpr = xp.shape[2]
-    BN: tl.constexpr = wd.shape[0]
-    if BITS == 4:
-        a, b = tl.split(tl.reshape(xp, (BM, NG, WPG, 2, 2)))
-        p0, p2 = tl.split(a)
-        p1, p3 = tl.split(b)
-    else:
-        p0, p1 = tl.split(xp)
-        p2, p3 = p0, p1  # int8: 4 codes a word, pairs 2 and 3 unused
     if ASM:
         if BITS == 4:
             zl, zh = _zero_terms(zf)
@@ -298,14 +269,18 @@ def _word_dot_rows(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: 
                 constraints="=r,=r,=r,=r,r,r,r", args=[wd, zl, zh],
                 dtype=(tl.int32, tl.int32, tl.int32, tl.int32), is_pure=True, pack=1,
             )
+            q0, q1 = _word_quads(xp, BITS)
             xa, xb, xc, xd = tl.inline_asm_elementwise(
-                asm="""
-                prmt.b32 $0, $4, $6, 0x5410;
-                prmt.b32 $1, $4, $6, 0x7632;
-                prmt.b32 $2, $5, $7, 0x5410;
-                prmt.b32 $3, $5, $7, 0x7632;
-                """,
-                constraints="=r,=r,=r,=r,r,r,r,r", args=[p0, p1, p2, p3],
+                asm="""{
+                .reg .b32 p0, p1, p2, p3;
+                mov.b64 {p0, p1}, $4;
+                mov.b64 {p2, p3}, $5;
+                prmt.b32 $0, p0, p2, 0x5410;
+                prmt.b32 $1, p0, p2, 0x7632;
+                prmt.b32 $2, p1, p3, 0x5410;
+                prmt.b32 $3, p1, p3, 0x7632;
+                }""",
+                constraints="=r,=r,=r,=r,l,l", args=[q0, q1],
                 dtype=(tl.int32, tl.int32, tl.int32, tl.int32), is_pure=True, pack=1,
             )
             part = tl.inline_asm_elementwise(
@@ -341,25 +316,48 @@ def _word_dot_rows(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: 
             }""",
             constraints="=r,=r,r,r,r", args=[wd, zz, ss], dtype=(tl.int32, tl.int32), is_pure=True, pack=1,
         )
+        q0, _ = _word_quads(xp, BITS)
         return tl.inline_asm_elementwise(
             asm="""{
-            .reg .b32 p;
+            .reg .b32 p, x01, x23;
             .reg .f16 a, b;
-            mul.f16x2 p, $1, $3;
-            fma.rn.f16x2 p, $2, $4, p;
+            mov.b64 {x01, x23}, $3;
+            mul.f16x2 p, $1, x01;
+            fma.rn.f16x2 p, $2, x23, p;
             mov.b32 {a, b}, p;
             add.f16 a, a, b;
             cvt.f32.f16 $0, a;
             }""",
-            constraints="=r,r,r,r,r",
-            args=[w01[None, :, :, :], w23[None, :, :, :], p0[:, None, :, :], p1[:, None, :, :]],
+            constraints="=r,r,r,l",
+            args=[w01[None, :, :, :], w23[None, :, :, :], q0[:, None, :, :]],
             dtype=tl.float32, is_pure=True, pack=1,
         )
+    return _word_dot_ref(wd, xp, zf, s, BITS, dtype)
+
+
+@triton.jit
+def _word_quads(xp, BITS: tl.constexpr):
+    """x quads [..., Q] (int64, 4 fp16 each) -> the word's first and second quad (int8: one)."""
+    if BITS == 4:
+        return tl.split(xp)  # x[8w..8w+3], x[8w+4..8w+7]
+    q = tl.sum(xp, axis=len(xp.shape) - 1)  # the one quad (a size-1 axis: exact)
+    return q, q
+
+
+@triton.jit
+def _word_dot_ref(wd, xp, zf, s, BITS: tl.constexpr, dtype: tl.constexpr):
+    """The word dot in fp32 Triton ops (the interpreter's path, and bf16's): wd [BN, NG, WPG],
+    xp [BM, NG, WPG, Q] int64 quads -> [BM, BN, NG, WPG]."""
+    q0, q1 = _word_quads(xp, BITS)
+    p0 = (q0 & 0xFFFFFFFF).to(tl.int32)
+    p1 = (q0 >> 32).to(tl.int32)
+    p2 = (q1 & 0xFFFFFFFF).to(tl.int32)
+    p3 = (q1 >> 32).to(tl.int32)
     z = zf.to(tl.float32)[None, :, :, None] - 1024.0
     sc = s.to(tl.float32)[None, :, :, None]
     mask: tl.constexpr = (1 << BITS) - 1
-    total = tl.zeros((BM, BN, NG, WPG), dtype=tl.float32)
-    for t in tl.static_range(32 // BITS):
+    total = tl.zeros((xp.shape[0], wd.shape[0], wd.shape[1], wd.shape[2]), dtype=tl.float32)
+    for t in tl.static_range(32 // BITS):  # code t of the word pairs with x[t] = half t%2 of pair t//2
         q = ((wd >> (BITS * t)) & mask).to(tl.float32)[None, :, :, :]
         xt = _code_x(p0, p1, p2, p3, t, dtype)
         total += (q - z) * xt[:, None, :, :]
@@ -558,8 +556,8 @@ def _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, s
                 EVEN_K: tl.constexpr, SYM: tl.constexpr, SUB_IS_GROUP: tl.constexpr, EVICT: tl.constexpr = False):
     """Weight operands of one step at input k0: code words [BN, NG, WPG] and the scale and
     1024 + zero-point [BN, NG] of each sub-block's group. SUB_IS_GROUP (a sub-block is one whole
-    group): the step's groups are consecutive, so a row's scales and zero-points are one vector
-    load each, not NG gathers. SYM: the zero-point is the format's constant, nothing is loaded."""
+    group): the step's groups are consecutive, found without dividing by the run-time GROUP (~5%
+    fewer instructions in the loop). SYM: the zero-point is the format's constant, nothing is loaded."""
     NG: tl.constexpr = offs_g.shape[0]
     pw = k0 // CPW + word_off  # [NG, WPG] word index in the row
     # EVICT: codes are read once; mark them first out of L1/L2 so x and scales stay cached
@@ -570,7 +568,7 @@ def _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, s
         wd = tl.load(w_rows + pw[None, :, :], mask=rows_ok[:, None, None] & (pw < row_words)[None, :, :], other=0,
                      eviction_policy=policy)
     if SUB_IS_GROUP:
-        g = (k0 // (SUB * NG)) * NG + offs_g  # starts at a multiple of NG: vector loads
+        g = (k0 // (SUB * NG)) * NG + offs_g
         if not EVEN_K:
             g = tl.minimum(g, (K - 1) // GROUP)
     else:
@@ -585,31 +583,29 @@ def _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, s
 
 
 @triton.jit
-def _word_x(x_base, m_mask, k0, row_words, word_off, CPW: tl.constexpr, PPW: tl.constexpr, ROWS: tl.constexpr,
+def _word_x(x_base, m_mask, k0, row_words, word_off, CPW: tl.constexpr, Q: tl.constexpr, ROWS: tl.constexpr,
             EVEN_K: tl.constexpr):
-    """x of one step as int32 pairs: [NG, WPG, PPW], or [BM, NG, WPG, PPW] for several rows (ROWS)."""
+    """x of one step as int64 quads (4 fp16 each; Q a word: 2 for int4, 1 for int8):
+    [NG, WPG, Q], or [BM, NG, WPG, Q] for several rows (ROWS)."""
     pw = k0 // CPW + word_off
     if ROWS:
-        idx = (pw * PPW)[None, :, :, None]
+        idx = (pw * Q)[None, :, :, None]
         if EVEN_K:
             xp = tl.load(x_base + idx, mask=m_mask[:, None, None, None], other=0)
         else:
             xp = tl.load(x_base + idx, mask=m_mask[:, None, None, None] & (pw < row_words)[None, :, :, None], other=0)
     else:
-        # x of a word as int64 quads (x[8w..8w+3], x[8w+4..8w+7]) for int4, one quad for int8:
-        # [NG, WPG, PPW // 2]
-        xq = x_base.to(tl.pointer_type(tl.int64)) + (pw * (PPW // 2))[:, :, None] + tl.arange(0, PPW // 2)[None, None, :]
         if EVEN_K:
-            xp = tl.load(xq)
+            xp = tl.load(x_base + (pw * Q)[:, :, None])
         else:
-            xp = tl.load(xq, mask=(pw < row_words)[:, :, None], other=0)
+            xp = tl.load(x_base + (pw * Q)[:, :, None], mask=(pw < row_words)[:, :, None], other=0)
     return xp
 
 
 @triton.jit
 def _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, t, ksteps, N, K, GROUP, stride_cn, stride_sn, stride_zn,
                  row_words, word_off, offs_g, ar_n, valid, BITS: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_K: tl.constexpr, CPW: tl.constexpr, PPW: tl.constexpr, SUB: tl.constexpr, ROWS: tl.constexpr,
+                 BLOCK_K: tl.constexpr, CPW: tl.constexpr, Q: tl.constexpr, SUB: tl.constexpr, ROWS: tl.constexpr,
                  EVEN_K: tl.constexpr, SYM: tl.constexpr, SUB_IS_GROUP: tl.constexpr, EVICT: tl.constexpr):
     """Operands of flattened step t (tile t // ksteps, inputs from (t % ksteps) * BLOCK_K);
     with `valid` false no codes are read (x and scales stay in bounds)."""
@@ -622,7 +618,7 @@ def _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, t, ksteps, N, K, GROUP, st
     wd, s, zf = _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, stride_zn,
                             row_words, word_off, offs_g, n_mask & ((offs_n * 0 + valid) != 0), BITS, CPW, SUB, EVEN_K,
                             SYM, SUB_IS_GROUP, EVICT)
-    xp = _word_x(x_base, m_mask, k0, row_words, word_off, CPW, PPW, ROWS, EVEN_K)
+    xp = _word_x(x_base, m_mask, k0, row_words, word_off, CPW, Q, ROWS, EVEN_K)
     return wd, s, zf, xp
 
 
@@ -648,10 +644,10 @@ def _gemv_words_kernel(
     next step prefetched into registers, no shared memory or barriers in the loop. A step of
     BLOCK_K inputs is NG sub-blocks, each inside one scale group, so a row is read in long runs
     (NG x 64 bytes for int4-g128) while scales stay one load per sub-block. Needs K a multiple
-    of the codes per word and 4-byte aligned rows (the launcher checks). OCC (programs per SM)
-    only sizes the grid."""
+    of the codes per word, 4-byte aligned code rows and 8-byte aligned x rows (x is read as int64
+    quads; the launcher checks). OCC (programs per SM) only sizes the grid."""
     CPW: tl.constexpr = 32 // BITS  # codes per word
-    PPW: tl.constexpr = CPW // 2  # x pairs per word
+    Q: tl.constexpr = CPW // 4  # x quads (int64) per word
     SUB: tl.constexpr = BLOCK_K // NG  # inputs per sub-block (divides the group size)
     WPG: tl.constexpr = SUB // CPW  # words per sub-block
     ROWS: tl.constexpr = BLOCK_M > 1
@@ -670,31 +666,29 @@ def _gemv_words_kernel(
     t_begin = pid * per
     t_end = tl.minimum(total, t_begin + per)
 
-    x_int = x_ptr.to(tl.pointer_type(tl.int32))
+    x_quads = x_ptr.to(tl.pointer_type(tl.int64))
     if ROWS:
-        x_base = x_int + (offs_m * (stride_xm // 2))[:, None, None, None] + tl.arange(0, PPW)[None, None, None, :]
+        x_base = x_quads + (offs_m * (stride_xm // 4))[:, None, None, None] + tl.arange(0, Q)[None, None, None, :]
         acc = tl.zeros((BLOCK_M, BLOCK_N, NG, WPG), dtype=tl.float32)
     else:
-        x_base = x_int
+        x_base = x_quads + tl.arange(0, Q)[None, None, :]
         acc = tl.zeros((BLOCK_N, NG, WPG), dtype=tl.float32)
     # Register prefetch, STAGES steps ahead: step t + STAGES is loaded before step t's arithmetic,
     # so STAGES steps of codes are in flight per warp with no shared memory or barriers.
     # (Past the range end, nothing is read: `valid` off; x and scales stay in bounds.)
     wd, s, zf, xp = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.minimum(t_begin, total - 1), ksteps, N, K,
                                  GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off, offs_g, ar_n,
-                                 t_begin < t_end, BITS, BLOCK_N, BLOCK_K, CPW, PPW, SUB, ROWS, EVEN_K, SYM,
-                                 SUB_IS_GROUP, EVICT)
+                                 t_begin < t_end, BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB, ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
     if STAGES == 2:
         wd1, s1, zf1, xp1 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.minimum(t_begin + 1, total - 1),
                                          ksteps, N, K, GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off,
-                                         offs_g, ar_n, t_begin + 1 < t_end, BITS, BLOCK_N, BLOCK_K, CPW, PPW, SUB,
+                                         offs_g, ar_n, t_begin + 1 < t_end, BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB,
                                          ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
     for t in range(t_begin, t_end):
         nxt_ok = t + STAGES < t_end
         wd2, s2, zf2, xp2 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.where(nxt_ok, t + STAGES, t), ksteps,
                                          N, K, GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off, offs_g,
-                                         ar_n, nxt_ok, BITS, BLOCK_N, BLOCK_K, CPW, PPW, SUB, ROWS, EVEN_K, SYM,
-                                         SUB_IS_GROUP, EVICT)
+                                         ar_n, nxt_ok, BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB, ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
         if ROWS:
             acc += _word_dot_rows(wd, xp, zf, s, BITS, ASM, dtype)
         else:
@@ -1125,9 +1119,10 @@ def _check(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: to
 
 
 def _words_ok(x: torch.Tensor, codes: torch.Tensor, bits: int, k: int) -> bool:
-    """The word kernel reads codes and x as int32: whole words per row, 4-byte aligned."""
-    return (k % (32 // bits) == 0 and codes.data_ptr() % 4 == 0 and x.data_ptr() % 4 == 0
-            and (x.shape[0] == 1 or x.stride(0) % 2 == 0))
+    """The word kernel reads codes as int32 words and x as int64 quads: whole words per row,
+    code rows 4-byte and x rows 8-byte aligned."""
+    return (k % (32 // bits) == 0 and codes.data_ptr() % 4 == 0 and x.data_ptr() % 8 == 0
+            and (x.shape[0] == 1 or x.stride(0) % 4 == 0))
 
 
 def _use_words(m: int, bits: int, config: KernelConfig | None) -> bool:

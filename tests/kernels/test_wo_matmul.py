@@ -66,11 +66,15 @@ def test_many_tokens_dequantize_then_matmul(fmt: str) -> None:
            pick_config=False)
 
 
-def test_decode_misaligned_x_takes_the_byte_kernel() -> None:
+@pytest.mark.parametrize("offset", [1, 2])  # 2 or 4 bytes: x is read as 8-byte quads by the word kernel
+def test_decode_misaligned_x_takes_the_byte_kernel(offset: int) -> None:
+    from kernels.wo_matmul import _words_ok
+
     fmt = QuantFormat.parse("int4-g32-asym")
     qw = quantize(_rand(21, 128), fmt).to(DEVICE)
-    buf = _rand(129, dtype=torch.float16).to(DEVICE)
-    x = buf[1:].view(1, 128)  # 2-byte offset: not readable as int32 pairs
+    buf = _rand(128 + offset, dtype=torch.float16).to(DEVICE)
+    x = buf[offset:].view(1, 128)
+    assert _words_ok(buf[:128].view(1, 128), qw.codes, 4, 128) and not _words_ok(x, qw.codes, 4, 128)
     ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
     y = wo_matmul(x, qw)
     assert ((y.double().cpu() - ref).norm() / ref.norm()) < 2e-3
