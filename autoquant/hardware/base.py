@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from autoquant.formats import QuantFormat
 
@@ -31,13 +31,7 @@ class RestCalibration:
     measured: bool  # fitted to timed forwards on this GPU, or a default
 
     def to_dict(self) -> dict:
-        return {
-            "block_s": self.block_s,
-            "kv_efficiency": self.kv_efficiency,
-            "token_passes": self.token_passes,
-            "attn_efficiency": self.attn_efficiency,
-            "measured": self.measured,
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> RestCalibration:
