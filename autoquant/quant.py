@@ -50,6 +50,10 @@ class QuantizedWeight:
     def group_size(self) -> int:
         return self.format.effective_group(self.shape[1])
 
+    def clone(self) -> QuantizedWeight:
+        return QuantizedWeight(self.format, self.shape, self.codes.clone(), self.scales.clone(),
+                               None if self.zeros is None else self.zeros.clone())
+
     def to(self, device: torch.device | str) -> QuantizedWeight:
         return QuantizedWeight(
             self.format,

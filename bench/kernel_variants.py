@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoquant.formats import QuantFormat  # noqa: E402
-from autoquant.hardware.measure import gpu_identity, measure_bandwidth, time_in_graph, weight_copies  # noqa: E402
+from autoquant.hardware.measure import (  # noqa: E402
+    gpu_identity, measure_bandwidth, time_in_graph, weight_clones, weight_copies,
+)
 from autoquant.quant import dequantize, quantize  # noqa: E402
 from kernels import KernelConfig, wo_matmul  # noqa: E402
 
@@ -46,13 +48,6 @@ def _bench_kernels_module():
 
 
 SHAPES = _bench_kernels_module().SHAPES
-
-
-def copies(w, n: int) -> list:
-    if isinstance(w, torch.Tensor):
-        return [w] + [w.clone() for _ in range(n - 1)]
-    return [w] + [type(w)(w.format, w.shape, w.codes.clone(), w.scales.clone(),
-                          None if w.zeros is None else w.zeros.clone()) for _ in range(n - 1)]
 
 
 def checked(fn, x, w_ref, what: str) -> None:
@@ -95,14 +90,14 @@ def main() -> None:
         ms = sorted({1} | ({int(m) for m in args.small_ms.split(",")} if "small_m" in parts else set())
                     | ({2048} if "dequant" in parts else set()))
         xs = {m: torch.randn(m, k, dtype=torch.float16, device="cuda") for m in ms}
-        w16s = copies(w16, weight_copies(n * k * 2))
+        w16s = weight_clones(w16, weight_copies(n * k * 2))
         fp16 = {m: time_in_graph([lambda w=w, m=m: F.linear(xs[m], w) for w in w16s]) for m in ms}
         del w16s
         for fmt in fmts:
             qw = quantize(w16, fmt)
             w_ref = dequantize(qw, torch.float32)
             nbytes = fmt.storage_bytes(n, k)
-            qws = copies(qw, weight_copies(nbytes))
+            qws = weight_clones(qw, weight_copies(nbytes))
 
             def timed(variant: str, m: int, call, **extra) -> None:
                 x = xs[m]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoquant.formats import QuantFormat  # noqa: E402
 from autoquant.hardware.measure import (  # noqa: E402
-    gpu_identity, measure_bandwidth, measure_fp16_flops, time_in_graph, weight_copies,
+    gpu_identity, measure_bandwidth, measure_fp16_flops, time_in_graph, weight_clones, weight_copies,
 )
 from autoquant.quant import dequantize, quantize  # noqa: E402
 from kernels import wo_matmul  # noqa: E402
@@ -51,13 +51,6 @@ TARGETS = [  # (format, M, what, threshold, lower is worse?)
 def bench(make, weights) -> float:
     """Seconds per call in a CUDA graph over the weight copies (see time_in_graph)."""
     return time_in_graph([make(w) for w in weights])
-
-
-def copies(w, n: int) -> list:
-    if isinstance(w, torch.Tensor):
-        return [w] + [w.clone() for _ in range(n - 1)]
-    return [w] + [type(w)(w.format, w.shape, w.codes.clone(), w.scales.clone(),
-                          None if w.zeros is None else w.zeros.clone()) for _ in range(n - 1)]
 
 
 def torch_int4(w16: torch.Tensor, group: int = 128):
@@ -130,7 +123,7 @@ def main() -> None:
             torch.manual_seed(0)
             w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
             xs = {m: torch.randn(m, k, dtype=torch.float16, device="cuda") for m in ms}
-            w16s = copies(w16, weight_copies(n * k * 2))
+            w16s = weight_clones(w16, weight_copies(n * k * 2))
             fp16_s = {m: bench(lambda w, m=m: (lambda: F.linear(xs[m], w)), w16s) for m in ms}
             del w16s
             base = dict(model=model, role=role, N=n, K=k)
@@ -157,7 +150,7 @@ def main() -> None:
             for fmt in formats:
                 qw = quantize(w16, fmt)
                 w_ref = dequantize(qw, torch.float32)
-                qws = copies(qw, weight_copies(fmt.storage_bytes(n, k)))
+                qws = weight_clones(qw, weight_copies(fmt.storage_bytes(n, k)))
                 for m in ms:
                     x = xs[m]
                     y = wo_matmul(x, qw)  # autotunes this (shape, format, M) on first use

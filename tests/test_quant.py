@@ -71,3 +71,12 @@ def test_fake_quantize_keeps_dtype_and_shape():
 def test_quantize_refuses_non_matrices():
     with pytest.raises(ValueError):
         quantize(torch.randn(3, 4, 5), QuantFormat.parse("int8-pc-sym"))
+
+
+@pytest.mark.parametrize("fmt", ["int4-g32-asym", "int8-pc-sym"])
+def test_clone_is_equal_and_independent(fmt):
+    qw = quantize(torch.randn(8, 64), QuantFormat.parse(fmt))
+    c = qw.clone()
+    assert torch.equal(dequantize(c), dequantize(qw)) and (c.zeros is None) == (qw.zeros is None)
+    c.codes.zero_()
+    assert qw.codes.any()

@@ -102,6 +102,11 @@ def weight_copies(nbytes: int, max_copies: int = 64) -> int:
     return max(1, min(max_copies, -(-L2_EVICT_BYTES // max(nbytes, 1))))
 
 
+def weight_clones(w, n: int) -> list:
+    """w (a tensor or a QuantizedWeight) and n - 1 independent copies of it."""
+    return [w] + [w.clone() for _ in range(n - 1)]
+
+
 # ---- the device -------------------------------------------------------------------
 def gpu_identity() -> dict:
     import triton
@@ -176,12 +181,7 @@ class LayerBench:
 
     def copies(self, n: int) -> list:
         """n independent weights in this format (the first is this one)."""
-        out = [self.weight]
-        for _ in range(n - 1):
-            w = self.weight
-            out.append(w.clone() if isinstance(w, torch.Tensor) else type(w)(
-                w.format, w.shape, w.codes.clone(), w.scales.clone(), None if w.zeros is None else w.zeros.clone()))
-        return out
+        return weight_clones(self.weight, n)
 
     def fns(self, tokens: int, weights: list) -> list[Callable[[], torch.Tensor]]:
         x = torch.randn(tokens, self.in_features, dtype=self.act_dtype, device="cuda")
