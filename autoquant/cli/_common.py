@@ -20,3 +20,5 @@ ModelOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Concurrent sequences.")]
+ContextOpt = Annotated[int, typer.Option("--context", "-c", help="Tokens per sequence (prompt + generated).")]

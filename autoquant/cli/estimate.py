@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from autoquant.budgets import format_bytes
-from autoquant.cli._common import JsonOpt, ModelOpt, console
+from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console
 from autoquant.errors import UserError
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
@@ -23,8 +23,8 @@ def register(app: typer.Typer) -> None:
 def estimate(
     plan: Annotated[str, typer.Option("--plan", "-p", help="A uniform format (fp16, int8-pc-sym, int4-g128-asym, ...) or a plan file.")] = "fp16",
     model: ModelOpt = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Concurrent sequences.")] = 1,
-    context: Annotated[int, typer.Option("--context", "-c", help="Tokens per sequence (prompt + generated).")] = 4096,
+    batch: BatchOpt = 1,
+    context: ContextOpt = 4096,
     as_json: JsonOpt = False,
 ) -> None:
     """Estimate the peak VRAM of serving MODEL under PLAN: weights, KV cache, activations, overhead.

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from autoquant.budgets import format_bytes, format_seconds
-from autoquant.cli._common import JsonOpt, ModelOpt, console, err_console
+from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console, err_console
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat, all_formats
 from autoquant.hardware.latency import latency_model_for, local_gpu_name, plan_latency
@@ -121,8 +121,8 @@ def latency(
     plan: Annotated[str, typer.Option("--plan", "-p", help="A uniform format or a plan file.")] = "fp16",
     model: ModelOpt = None,
     hardware: HardwareOpt = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Concurrent sequences.")] = 1,
-    context: Annotated[int, typer.Option("--context", "-c", help="Tokens per sequence.")] = 4096,
+    batch: BatchOpt = 1,
+    context: ContextOpt = 4096,
     as_json: JsonOpt = False,
 ) -> None:
     """Decode and prefill latency of MODEL under PLAN: measured from a profile, or estimated from a roofline."""

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from autoquant.budgets import parse_latency, parse_quality, parse_size
-from autoquant.cli._common import JsonOpt, ModelOpt, console
+from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console
 from autoquant.search import (DEFAULT_EVAL_TOKENS, DEFAULT_MEASURE, DEFAULT_SAMPLER, DEFAULT_TRIALS, SAMPLERS,
                               Budgets, SearchRequest, print_report, run_search, to_json)
 
@@ -28,8 +28,8 @@ def search(
     latency_budget: Annotated[Optional[str], typer.Option("--latency-budget", help="Most seconds a decode step may take, e.g. 30ms.")] = None,
     quality_budget: Annotated[Optional[str], typer.Option("--quality-budget", help="Most quality lost vs fp16: kl=0.05 (nats/token) or ppl=+3% (measured).")] = None,
     hardware: Annotated[Optional[str], typer.Option("--hardware", help="GPU name (h100, a100, ...; see `autoquant hardware list`) or a profile JSON. Default: this machine's GPU, else h100 (estimated).")] = None,
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Concurrent sequences.")] = 1,
-    context: Annotated[int, typer.Option("--context", "-c", help="Tokens per sequence (prompt + generated).")] = 4096,
+    batch: BatchOpt = 1,
+    context: ContextOpt = 4096,
     space: Annotated[Optional[str], typer.Option("--space", help="Search space YAML, or a bundled name (default, aggressive).")] = None,
     trials: Annotated[int, typer.Option("--trials", "-n", help="Trials to add to the study (proxy-scored, milliseconds each).")] = DEFAULT_TRIALS,
     study: Annotated[Optional[str], typer.Option("--study", help="Study name; the same name resumes it and adds trials. Default: <space>-b<batch>-c<context>.")] = None,
