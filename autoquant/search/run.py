@@ -30,7 +30,7 @@ from autoquant.hardware import latency_model_for, plan_latency
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import ModelSource, fingerprint, resolve_model
 from autoquant.plan import Plan
-from autoquant.search._progress import Progress
+from autoquant.progress import Progress
 from autoquant.search.dp import ProxyFront, exact_front
 from autoquant.search.front import FrontPlan, ParetoFront, hypervolume_ratio, pareto_mask
 from autoquant.search.measure import DEFAULT_EVAL_TOKENS, Measurement, PlanMeasurer

@@ -15,10 +15,8 @@ where it stopped and a repeated one returns at once without starting Ray.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -27,6 +25,7 @@ from autoquant.data import TextSource, token_windows
 from autoquant.errors import UserError
 from autoquant.layers import LinearLayer, discover_layers
 from autoquant.models import ModelSource, build_meta_model, fingerprint, load_config, load_tokenizer
+from autoquant.progress import Progress
 from autoquant.sensitivity.cache import CacheKey, Pair, ProfileCache
 from autoquant.sensitivity.executor import RayExecutor, Task
 from autoquant.sensitivity.proxy import NORMALISATIONS, ProxyParts
@@ -68,42 +67,6 @@ def _q4_note(source: ModelSource, formats: list[str]) -> list[str]:
             "checkpoint, not what int4-g32-asym costs on a model trained in 16 bits"
         ]
     return []
-
-
-class _Progress:
-    """A rich progress display on stderr, one bar per phase, or nothing."""
-
-    def __init__(self, enabled: bool):
-        self.bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-
-            self.bar = Progress(
-                SpinnerColumn(), TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=False,
-            )
-
-    @contextlib.contextmanager
-    def shown(self) -> Iterator[None]:
-        if self.bar is None:
-            yield
-            return
-        with self.bar:
-            yield
-
-    def phase(self, label: str, total: int):
-        return None if self.bar is None else self.bar.add_task(label, total=total)
-
-    def advance(self, task_id, n: int = 1) -> None:
-        if self.bar is not None and task_id is not None:
-            self.bar.advance(task_id, n)
-
-    def note(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.console.print(text)
 
 
 def profile_sensitivity(
@@ -157,7 +120,7 @@ def profile_sensitivity(
     n_measure_tokens = int(measure_windows.numel())
 
     timings: dict[str, float] = {}
-    ui = _Progress(progress)
+    ui = Progress(progress)
     executor: RayExecutor | None = None
 
     def workers_up() -> RayExecutor:
@@ -176,7 +139,7 @@ def profile_sensitivity(
         return executor
 
     try:
-        with ui.shown():
+        with ui:
             # ---- 1 + 2: statistics and proxies of the layers not cached yet ----------------
             cached = cache.proxies()
             missing_layers = [name for name, fs in targets.items() if any((name, f) not in cached for f in fs)]
@@ -276,7 +239,7 @@ def _params(layers: list[LinearLayer], name: str) -> int:
     return next(l.params for l in layers if l.name == name)
 
 
-def _statistics(ex: RayExecutor, ui: _Progress, n_windows: int, layers: list[str], timings: dict) -> LayerStatistics:
+def _statistics(ex: RayExecutor, ui: Progress, n_windows: int, layers: list[str], timings: dict) -> LayerStatistics:
     """One calibration pass, its windows split evenly over the workers, the sums merged."""
     t = time.perf_counter()
     n = min(len(ex.actors), n_windows)

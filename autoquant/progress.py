@@ -1,4 +1,5 @@
-"""Progress bars on stderr (so `--json` stdout stays clean), or nothing when disabled."""
+"""Progress bars on stderr (so `--json` stdout stays clean), or nothing when disabled; one bar
+per phase of long work (profiling, search, plan measurement)."""
 
 from __future__ import annotations
 
@@ -38,3 +39,8 @@ class Progress:
     def advance(self, task: TaskID | None, n: int = 1) -> None:
         if self._bar is not None and task is not None:
             self._bar.advance(task, n)
+
+    def note(self, text: str) -> None:
+        """A line above the bars (rich markup); nothing when disabled."""
+        if self._bar is not None:
+            self._bar.console.print(text)
