@@ -38,7 +38,7 @@ W = sys.modules["kernels.wo_matmul"]
 
 
 def _bench_kernels_module():
-    """bench/kernels.py by path (its name clashes with the `kernels` package): the shapes live there."""
+    """bench/kernels.py by path (its name clashes with the `kernels` package): shapes and checks live there."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "bench" / "kernels.py")
@@ -47,15 +47,8 @@ def _bench_kernels_module():
     return mod
 
 
-SHAPES = _bench_kernels_module().SHAPES
-
-
-def checked(fn, x, w_ref, what: str) -> None:
-    y = fn()
-    ref = x.float() @ w_ref.t()
-    rel = ((y.float() - ref).norm() / ref.norm()).item()
-    if not rel < 3e-3:
-        raise SystemExit(f"WRONG RESULT {what}: relative error {rel:.2e}")
+_BENCH = _bench_kernels_module()
+SHAPES, check_output = _BENCH.SHAPES, _BENCH.check_output
 
 
 def main() -> None:
@@ -101,7 +94,7 @@ def main() -> None:
 
             def timed(variant: str, m: int, call, **extra) -> None:
                 x = xs[m]
-                checked(lambda: call(x, qw), x, w_ref, f"{variant} {fmt} {model} {role} M={m}")
+                check_output(call(x, qw), x, w_ref, f"{variant} {fmt} {model} {role} M={m}")
                 secs = time_in_graph([lambda q=q: call(x, q) for q in qws])
                 rec(**base, format=str(fmt), M=m, variant=variant, us=secs * 1e6, fp16_us=fp16[m] * 1e6,
                     speedup=fp16[m] / secs, frac_bw=(nbytes + m * (n + k) * 2) / secs / bw,

@@ -53,6 +53,15 @@ def bench(make, weights) -> float:
     return time_in_graph([make(w) for w in weights])
 
 
+def check_output(y: torch.Tensor, x: torch.Tensor, w_ref: torch.Tensor, what: str) -> float:
+    """Relative error of y against x @ w_ref^T in fp32; a wrong result stops the benchmark."""
+    ref = x.float() @ w_ref.t()
+    rel = ((y.float() - ref).norm() / ref.norm()).item()
+    if not rel < 3e-3:
+        raise SystemExit(f"WRONG RESULT {what}: relative error {rel:.2e}")
+    return rel
+
+
 def torch_int4(w16: torch.Tensor, group: int = 128):
     """Copies of a weight for torch.ops.aten._weight_int4pack_mm (tinygemm, bf16 activations)
     and a maker of calls, or None and the reason the op is missing from this build."""
@@ -155,10 +164,7 @@ def main() -> None:
                     x = xs[m]
                     y = wo_matmul(x, qw)  # autotunes this (shape, format, M) on first use
                     cfg = tuned_config(m)
-                    ref = x.float() @ w_ref.t()
-                    rel = ((y.float() - ref).norm() / ref.norm()).item()
-                    if not rel < 3e-3:
-                        raise SystemExit(f"WRONG RESULT {fmt} {model} {role} M={m}: relative error {rel:.2e}")
+                    rel = check_output(y, x, w_ref, f"{fmt} {model} {role} M={m}")
                     secs = bench(lambda q, x=x: (lambda: wo_matmul(x, q)), qws)
                     record("autoquant", str(fmt), m, secs, fmt.storage_bytes(n, k) + act(m), rel_err=rel,
                            config=str(cfg) if cfg is not None else None)
