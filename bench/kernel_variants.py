@@ -5,6 +5,8 @@
 * decode, M in {2, 4, 8, 16}: the CUDA-core word kernel with M rows vs the tl.dot kernel
   (tensor cores, y^T = W x^T) vs the tiled tl.dot kernel with x as the 16-row A operand;
 * M = 1: the tuned word kernel (reference point for the rows above);
+* M = 16, `dot_tiles`: explicit tl.dot tiles, wgmma (4 or 8 warps) against mma.sync with 1-2 warps
+  covering 64-128 rows each (x^T, the B operand, is then read once per warp for more rows);
 * M = 2048: tiles of the dequantize pass before cuBLAS (run 1, results/kernel-variants-h100-run1.json,
   compared the whole W with row chunks through one reused buffer; chunks lost and were removed).
 
@@ -81,7 +83,7 @@ def main() -> None:
         w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
         base = dict(model=model, role=role, N=n, K=k)
         ms = sorted({1} | ({int(m) for m in args.small_ms.split(",")} if "small_m" in parts else set())
-                    | ({2048} if "dequant" in parts else set()))
+                    | ({2048} if "dequant" in parts else set()) | ({16} if "dot_tiles" in parts else set()))
         xs = {m: torch.randn(m, k, dtype=torch.float16, device="cuda") for m in ms}
         w16s = weight_clones(w16, weight_copies(n * k * 2))
         fp16 = {m: time_in_graph([lambda w=w, m=m: F.linear(xs[m], w) for w in w16s]) for m in ms}
@@ -127,6 +129,17 @@ def main() -> None:
                                 return y
 
                             timed(f"x-as-A tl.dot {bn}x{bk} w{warps} s{stages}", m, large)
+            if "dot_tiles" in parts:  # explicit tl.dot tiles at M = 16: wgmma (4+ warps) vs mma.sync (1-2 warps, 64-128 rows a warp)
+                m = 16
+                timed("dot tuned", m, lambda x, q: wo_matmul(x, q))
+                for bn, bk, warps, stages in DOT_TILES:
+                    if q_group_fits(fmt, k, bk):
+                        tiles = triton_cdiv(n, bn)
+                        split = max(1, min(8, triton_cdiv(2 * 132, tiles), triton_cdiv(k, bk) // 2))
+                        cfg = KernelConfig(block_n=bn, block_k=bk, num_warps=warps, num_stages=stages, split_k=split,
+                                           block_m=16, kernel="dot")
+                        timed(f"dot {bn}x{bk} w{warps} s{stages} split{split}", m,
+                              lambda x, q, cfg=cfg: wo_matmul(x, q, config=cfg))
             if "dequant" in parts:
                 for bn, warps in [(64, 4), (128, 4), (128, 8), (256, 8), (32, 4), (32, 2)]:
                     W.DEQUANT_TILE = (bn, warps)
@@ -146,6 +159,19 @@ def main() -> None:
     for r in recs:
         print(f"| {r['model']} {r['role']} | {r['format']} | {r['M']} | {r['variant']} | {r['us']:.1f} | "
               f"{r['fp16_us']:.1f} | {r['speedup']:.2f}x | {r['frac_bw']:.2f} |")
+
+
+DOT_TILES = [  # (BLOCK_N, BLOCK_K, warps, stages)
+    (128, 128, 4, 4), (256, 128, 8, 3), (128, 128, 2, 4), (256, 128, 2, 3), (256, 64, 2, 4),
+    (128, 128, 1, 4), (64, 128, 1, 4), (128, 64, 1, 6),
+    (64, 128, 1, 3), (64, 128, 1, 6), (64, 128, 1, 8), (128, 128, 2, 6), (64, 64, 1, 8), (32, 128, 1, 6),
+    (64, 128, 2, 4), (128, 64, 2, 6),
+    (64, 128, 2, 3), (64, 128, 2, 6), (32, 128, 1, 4), (32, 128, 2, 4), (16, 128, 1, 6), (64, 64, 2, 6),
+]
+
+
+def q_group_fits(fmt: QuantFormat, k: int, bk: int) -> bool:
+    return fmt.effective_group(k) % bk == 0
 
 
 def triton_cdiv(a: int, b: int) -> int:

@@ -16,8 +16,9 @@ Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles 
   is unpacked once for both. `_gemv_kernel` is a split-K GEMV on bytes, for shapes that cannot
   be read as words (K not a multiple of 8, misaligned x).
 * 2 <= M <= 16 otherwise: `_small_m_kernel` computes y^T = W x^T so the dequantized weight
-  tile is the *A* operand of `tl.dot` and stays in registers (Hopper's wgmma takes A from
-  registers); x^T, 16 columns at most, is B. int4 bytes are not interleaved: low nibbles
+  tile is the *A* operand of `tl.dot` and stays in registers (wgmma, or mma.sync for tiles of
+  1-2 warps, which the tuner prefers: x^T stays in registers for a warp's rows); x^T, 4, 8 or 16 columns (`DOT_ROWS`: the fewest that hold M pay the least
+  shared-memory traffic), is B. int4 bytes are not interleaved: low nibbles
   multiply x[0::2] and high nibbles x[1::2], two dots a step.
 * 16 < M < DEQUANT_MIN_M (or any M > 16 with an explicit config): `_large_m_kernel`, a
   tiled GEMM whose B tile is dequantized in registers (`tl.join` interleaves the nibbles)
@@ -845,7 +846,8 @@ _large_m_heur = triton.heuristics({"EVEN_K": _even_k, "USE_ASM": _use_asm})(_lar
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class KernelConfig:
-    """One launch configuration; `block_m` only matters for the large-M kernel, `split_k` for the small.
+    """One launch configuration; `block_m` is the large-M kernel's row tile, and the tl.dot small-M
+    kernel's rows of x a step (one of DOT_ROWS, >= M); `split_k` only matters for small M.
     For the decode word kernel (a persistent stream) `num_stages` is how many steps ahead it
     prefetches into registers (1 or 2; more counts as 2); its grid comes from `ctas`, or from
     `split_k` programs per row tile."""
@@ -866,10 +868,19 @@ class KernelConfig:
 # argument, so the split factors multiply benchmarks but not compilations.
 _SMALL_TILES = [
     (64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 4), (128, 64, 4, 4), (128, 32, 4, 6),
-    (128, 128, 8, 4), (256, 128, 8, 3), (256, 64, 8, 4), (64, 64, 4, 6), (64, 32, 4, 8),
-    (32, 128, 4, 4), (32, 64, 2, 6),  # under 64 rows Hopper falls back to mma.sync: no wgmma waits
+    (64, 32, 4, 8), (32, 64, 2, 6),
+    # 1-2 warps of 32-64 rows: mma.sync with x^T in registers. At M = 16, wgmma (4+ warps, 64-row
+    # instructions that each read x^T from shared memory) is bound by shared-memory traffic, not
+    # DRAM; these run up to 1.5x faster there (bench/results/kernel-variants-h100-dot-tiles.json)
+    (64, 128, 2, 3), (64, 128, 2, 4), (32, 128, 1, 4), (32, 128, 1, 6), (64, 64, 2, 6), (32, 64, 1, 8),
+    (64, 32, 2, 8),
 ]
 _SPLITS = (1, 2, 4, 8)
+# Rows of x a tl.dot step multiplies (its N): every row costs shared-memory traffic whether or
+# not it holds a token, so M <= 8 need not pay for 16 (M = 4: 1.45x faster with 4 rows than with
+# 16, bench/results/kernels-h100.json against the run before). The launcher takes the fewest
+# that hold M_BUCKET (in the tuning key), so tuning does not multiply by them.
+DOT_ROWS = (4, 8, 16)
 # GEMV (M = 1): (BLOCK_N, BLOCK_K, warps); no cp.async stages, the kernel prefetches in registers.
 _GEMV_TILES = [
     (32, 128, 4), (64, 128, 4), (128, 128, 4), (128, 128, 8), (16, 256, 4), (32, 256, 4),
@@ -889,6 +900,11 @@ def _small_configs() -> list[triton.Config]:
         for bn, bk, w, st in _SMALL_TILES
         for sk in _SPLITS
     ]
+
+
+def dot_rows(m: int) -> int:
+    """Rows of the tl.dot kernel's x tile for M tokens: the fewest of DOT_ROWS that hold them."""
+    return next(r for r in DOT_ROWS if r >= m)
 
 
 def _gemv_configs() -> list[triton.Config]:
@@ -1065,7 +1081,7 @@ def default_config(m: int, group: int, k: int, bits: int) -> KernelConfig:
     if m == 1:
         return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=1)
     if m <= SMALL_M_MAX:
-        return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=2)
+        return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=2, block_m=dot_rows(m))
     return KernelConfig(block_n=32, block_k=bk, num_warps=4, num_stages=2, block_m=32)
 
 
@@ -1238,15 +1254,20 @@ def wo_matmul_packed(
             def grid(meta):
                 return (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])
 
+            rows = {} if m == 1 else {"BLOCK_M": dot_rows(m_bucket(m))}  # the tl.dot kernel's x rows
             if tune:
-                tuned[grid](*args, **common)
+                tuned[grid](*args, **common, **rows)
                 _LAST_CONFIG["decode"] = tuned.best_config
             else:
                 if config.split_k > MAX_SPLIT_K:
                     raise ValueError(f"split_k at most {MAX_SPLIT_K}")
+                if m > 1:  # an explicit config may take more rows than the launcher would
+                    if config.block_m not in DOT_ROWS or config.block_m < m:
+                        raise ValueError(f"block_m {config.block_m} for {m} tokens: one of {DOT_ROWS}, at least {m}")
+                    rows = {"BLOCK_M": config.block_m}
                 fixed[(triton.cdiv(n, config.block_n), config.split_k)](
                     *args, **common, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-                    num_warps=config.num_warps, num_stages=config.num_stages,
+                    num_warps=config.num_warps, num_stages=config.num_stages, **rows,
                 )
     elif dequant:
         _dequant_matmul(x2, codes, scales, z, stride_zn, stride_zg, fmt, group, n, k, bias if has_bias else None, y)

@@ -13,7 +13,9 @@ import torch
 from autoquant.formats import QuantFormat, all_formats
 from autoquant.quant import dequantize, quantize
 from kernels import KernelConfig, wo_matmul
-from kernels.wo_matmul import _large_configs, _prune_large, _prune_small, _small_configs, default_config, m_bucket
+from kernels.wo_matmul import (
+    _large_configs, _prune_large, _prune_small, _small_configs, default_config, dot_rows, m_bucket,
+)
 
 DEVICE = kernel_env.DEVICE
 INT_FORMATS = [f for f in all_formats() if not f.is_float]
@@ -101,6 +103,8 @@ def test_bf16(fmt: str, m: int) -> None:
         ("int8-g32-sym", 2, KernelConfig(block_n=8, block_k=64, ctas=7, groups_per_step=2, kernel="words")),
         ("int4-g32-sym", 4, KernelConfig(block_n=16, block_k=128, ctas=3, groups_per_step=4, kernel="words")),
         ("int4-pc-asym", 16, KernelConfig(block_n=64, block_k=128, split_k=2)),
+        ("int8-g64-asym", 5, KernelConfig(block_n=32, block_k=64, split_k=2, block_m=8)),  # x tile of 8 rows
+        ("int4-g32-sym", 4, KernelConfig(block_n=16, block_k=32, split_k=2, block_m=4, kernel="dot")),
         ("int4-g32-sym", 17, KernelConfig(block_n=32, block_k=32, block_m=16)),
         ("int8-g128-asym", 40, KernelConfig(block_n=16, block_k=128, block_m=32)),
     ],
@@ -137,6 +141,9 @@ def test_explicit_config_must_fit_the_groups() -> None:
     with pytest.raises(ValueError, match="does not fit"):
         _check(QuantFormat.parse("int4-g32-asym"), 1, n=16, k=256, dtype=torch.float16,
                config=KernelConfig(block_n=16, block_k=128, groups_per_step=1))
+    with pytest.raises(ValueError, match="block_m 4 for 5 tokens"):
+        _check(QuantFormat.parse("int4-g32-asym"), 5, n=16, k=256, dtype=torch.float16,
+               config=KernelConfig(block_n=16, block_k=32, block_m=4))
     with pytest.raises(ValueError, match="split a row tile"):
         _check(QuantFormat.parse("int4-g32-asym"), 1, n=16, k=1024, dtype=torch.float16,
                config=KernelConfig(block_n=16, block_k=32, ctas=32))
@@ -172,6 +179,8 @@ def test_rejects_bad_inputs() -> None:
 
 def test_m_bucket() -> None:
     assert [m_bucket(m) for m in (1, 2, 3, 16, 17, 2048, 9000)] == [1, 2, 4, 16, 32, 2048, 4096]
+    # the tl.dot kernel's x tile: the fewest rows that hold the bucket
+    assert [dot_rows(m_bucket(m)) for m in (2, 3, 4, 5, 8, 9, 16)] == [4, 4, 4, 8, 8, 16, 16]
 
 
 def test_pruning_keeps_blocks_inside_groups() -> None:
