@@ -383,6 +383,21 @@ def _load_codes(c_rows, kb, n_mask, row_bytes, EVEN_K: tl.constexpr):
     return tl.load(c_rows + kb[None, :], mask=n_mask[:, None] & (kb[None, :] < row_bytes), other=0)
 
 
+@triton.jit
+def _dequant_tile(byt, s, zf, BITS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                  USE_ASM: tl.constexpr, dtype: tl.constexpr):
+    """Code bytes [BLOCK_N, BLOCK_K * BITS / 8] -> (q - z) * s [BLOCK_N, BLOCK_K] in dtype, inputs in
+    stored order (int4: the two nibbles of each byte interleaved back, `tl.join`); s, zf [BLOCK_N]."""
+    c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
+    if BITS == 8:
+        w = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
+    else:
+        w_lo = (c_lo - zf[:, None]) * s[:, None]
+        w_hi = (c_hi - zf[:, None]) * s[:, None]
+        w = tl.reshape(tl.join(w_lo, w_hi), (BLOCK_N, BLOCK_K)).to(dtype)
+    return w
+
+
 @triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
 def _small_m_kernel(
     x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr, ws_ptr, lock_ptr,
@@ -772,13 +787,7 @@ def _large_m_kernel(
         else:
             x = tl.load(x_rows + xk[None, :], mask=m_mask[:, None] & (xk[None, :] < K), other=0.0)
         byt = _load_codes(c_rows, k0 // PACK + offs_b, n_mask, row_bytes, EVEN_K)
-        c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
-        if BITS == 8:
-            w = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
-        else:
-            w_lo = (c_lo - zf[:, None]) * s[:, None]
-            w_hi = (c_hi - zf[:, None]) * s[:, None]
-            w = tl.reshape(tl.join(w_lo, w_hi), (BLOCK_N, BLOCK_K)).to(dtype)
+        w = _dequant_tile(byt, s, zf, BITS, BLOCK_N, BLOCK_K, USE_ASM, dtype)
         acc = tl.dot(x, tl.trans(w), acc)
         s, zf = s_next, zf_next
 
@@ -806,14 +815,8 @@ def _dequant_kernel(
     kb = k0 // PACK + offs_b
     byt = _load_codes(c_ptr + offs_n[:, None] * stride_cn, kb, n_mask, row_bytes, False)
     s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, stride_zn, stride_zg)
-    c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
+    w = _dequant_tile(byt, s, zf, BITS, BLOCK_N, BLOCK_K, USE_ASM, dtype)
     offs_k = k0 + tl.arange(0, BLOCK_K)
-    if BITS == 8:
-        w = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
-    else:
-        w_lo = (c_lo - zf[:, None]) * s[:, None]
-        w_hi = (c_hi - zf[:, None]) * s[:, None]
-        w = tl.reshape(tl.join(w_lo, w_hi), (BLOCK_N, BLOCK_K)).to(dtype)
     tl.store(w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :], w,
              mask=n_mask[:, None] & (offs_k[None, :] < K))
 
