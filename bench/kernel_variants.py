@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import triton
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -106,7 +107,6 @@ def main() -> None:
                 timed("words tuned", 1, lambda x, q: wo_matmul(x, q))
             if "small_m" in parts:
                 for m in [int(v) for v in args.small_ms.split(",")]:
-                    W.ROWS_MAX_M = 16
                     rows_max = W.ROWS_MAX_M
                     W.ROWS_MAX_M = 16
                     timed("rows tuned", m, lambda x, q: wo_matmul(x, q))
@@ -121,7 +121,7 @@ def main() -> None:
                                 y = torch.empty(x.shape[0], n, dtype=x.dtype, device=x.device)
                                 z = q.zeros if q.zeros is not None else W._sym_zero(x.device, 4)
                                 szn, szg = (q.zeros.stride(0), 1) if q.zeros is not None else (0, 0)
-                                W._large_m_heur[(triton_cdiv(m, 16) * triton_cdiv(n, bn),)](
+                                W._large_m_heur[(triton.cdiv(m, 16) * triton.cdiv(n, bn),)](
                                     x, q.codes, q.scales, z, y, y, x.shape[0], n, k, q.format.effective_group(k),
                                     x.stride(0), q.codes.stride(0), q.scales.stride(0), szn, szg, y.stride(0), 16,
                                     BITS=q.format.bits, HAS_BIAS=False, BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk,
@@ -133,9 +133,9 @@ def main() -> None:
                 m = 16
                 timed("dot tuned", m, lambda x, q: wo_matmul(x, q))
                 for bn, bk, warps, stages in DOT_TILES:
-                    if q_group_fits(fmt, k, bk):
-                        tiles = triton_cdiv(n, bn)
-                        split = max(1, min(8, triton_cdiv(2 * 132, tiles), triton_cdiv(k, bk) // 2))
+                    if W.block_k_fits(bk, fmt.effective_group(k), fmt.bits):
+                        tiles = triton.cdiv(n, bn)
+                        split = max(1, min(W.MAX_SPLIT_K, triton.cdiv(2 * W._num_sms(), tiles), triton.cdiv(k, bk) // 2))
                         cfg = KernelConfig(block_n=bn, block_k=bk, num_warps=warps, num_stages=stages, split_k=split,
                                            block_m=16, kernel="dot")
                         timed(f"dot {bn}x{bk} w{warps} s{stages} split{split}", m,
@@ -168,14 +168,6 @@ DOT_TILES = [  # (BLOCK_N, BLOCK_K, warps, stages)
     (64, 128, 2, 4), (128, 64, 2, 6),
     (64, 128, 2, 3), (64, 128, 2, 6), (32, 128, 1, 4), (32, 128, 2, 4), (16, 128, 1, 6), (64, 64, 2, 6),
 ]
-
-
-def q_group_fits(fmt: QuantFormat, k: int, bk: int) -> bool:
-    return fmt.effective_group(k) % bk == 0
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 if __name__ == "__main__":
