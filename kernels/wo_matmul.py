@@ -619,14 +619,13 @@ def _word_x(x_base, m_mask, k0, row_words, word_off, CPW: tl.constexpr, Q: tl.co
 
 
 @triton.jit
-def _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, t, ksteps, N, K, GROUP, stride_cn, stride_sn, stride_zn,
+def _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tile, kk, N, K, GROUP, stride_cn, stride_sn, stride_zn,
                  row_words, word_off, offs_g, ar_n, valid, BITS: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_K: tl.constexpr, CPW: tl.constexpr, Q: tl.constexpr, SUB: tl.constexpr, ROWS: tl.constexpr,
                  EVEN_K: tl.constexpr, SYM: tl.constexpr, SUB_IS_GROUP: tl.constexpr, EVICT: tl.constexpr):
-    """Operands of flattened step t (tile t // ksteps, inputs from (t % ksteps) * BLOCK_K);
-    with `valid` false no codes are read (x and scales stay in bounds)."""
-    tile = t // ksteps
-    k0 = (t - tile * ksteps) * BLOCK_K
+    """Operands of the step at row tile `tile`, inputs from kk * BLOCK_K; with `valid` false no
+    codes are read (x and scales stay in bounds)."""
+    k0 = kk * BLOCK_K
     offs_n = tile * BLOCK_N + ar_n
     n_mask = offs_n < N
     w_rows = c_ptr.to(tl.pointer_type(tl.int32)) + offs_n[:, None, None] * (stride_cn // 4)
@@ -691,26 +690,32 @@ def _gemv_words_kernel(
         acc = tl.zeros((BLOCK_N, NG, WPG), dtype=tl.float32)
     # Register prefetch, STAGES steps ahead: step t + STAGES is loaded before step t's arithmetic,
     # so STAGES steps of codes are in flight per warp with no shared memory or barriers.
-    # (Past the range end, nothing is read: `valid` off; x and scales stay in bounds.)
-    wd, s, zf, xp = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.minimum(t_begin, total - 1), ksteps, N, K,
-                                 GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off, offs_g, ar_n,
-                                 t_begin < t_end, BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB, ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
+    # Steps are tracked as (row tile, K step) counters advanced one step at a time (dividing the
+    # flat index by ksteps each step cost two integer divisions). Past the range end nothing is
+    # read (`valid` off; x and scales stay in bounds).
+    tile = t_begin // ksteps
+    kk = t_begin - tile * ksteps
+    wd, s, zf, xp = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tile, kk, N, K, GROUP, stride_cn, stride_sn,
+                                 stride_zn, row_words, word_off, offs_g, ar_n, t_begin < t_end, BITS, BLOCK_N,
+                                 BLOCK_K, CPW, Q, SUB, ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
+    tile_p, kk_p = _next_step(tile, kk, ksteps)
     if STAGES == 2:
-        wd1, s1, zf1, xp1 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.minimum(t_begin + 1, total - 1),
-                                         ksteps, N, K, GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off,
-                                         offs_g, ar_n, t_begin + 1 < t_end, BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB,
-                                         ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
+        wd1, s1, zf1, xp1 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tile_p, kk_p, N, K, GROUP, stride_cn,
+                                         stride_sn, stride_zn, row_words, word_off, offs_g, ar_n, t_begin + 1 < t_end,
+                                         BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB, ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
+        tile_p, kk_p = _next_step(tile_p, kk_p, ksteps)
     for t in range(t_begin, t_end):
-        nxt_ok = t + STAGES < t_end
-        wd2, s2, zf2, xp2 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tl.where(nxt_ok, t + STAGES, t), ksteps,
-                                         N, K, GROUP, stride_cn, stride_sn, stride_zn, row_words, word_off, offs_g,
-                                         ar_n, nxt_ok, BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB, ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
+        wd2, s2, zf2, xp2 = _stream_step(c_ptr, s_ptr, z_ptr, x_base, m_mask, tile_p, kk_p, N, K, GROUP, stride_cn,
+                                         stride_sn, stride_zn, row_words, word_off, offs_g, ar_n, t + STAGES < t_end,
+                                         BITS, BLOCK_N, BLOCK_K, CPW, Q, SUB, ROWS, EVEN_K, SYM, SUB_IS_GROUP, EVICT)
+        tile_p, kk_p = _next_step(tile_p, kk_p, ksteps)
         if ROWS:
             acc += _word_dot_rows(wd, xp, zf, s, BITS, ASM, dtype)
         else:
             acc += _word_dot(wd, xp, zf, s, BITS, ASM, dtype)
-        acc = _stream_tile_end(acc, t, t_end, ksteps, per, pid, ar_n, offs_m, m_mask, N, M, stride_ym, y_ptr,
-                               ws_ptr, b_ptr, lock_ptr, BLOCK_N, ROWS, HAS_BIAS)
+        acc = _stream_tile_end(acc, tile, kk, t, t_end, ksteps, per, pid, ar_n, offs_m, m_mask, N, M, stride_ym,
+                               y_ptr, ws_ptr, b_ptr, lock_ptr, BLOCK_N, ROWS, HAS_BIAS)
+        tile, kk = _next_step(tile, kk, ksteps)
         if STAGES == 2:
             wd, s, zf, xp = wd1, s1, zf1, xp1
             wd1, s1, zf1, xp1 = wd2, s2, zf2, xp2
@@ -719,12 +724,19 @@ def _gemv_words_kernel(
 
 
 @triton.jit
-def _stream_tile_end(acc, t, t_end, ksteps, per, pid, ar_n, offs_m, m_mask, N, M, stride_ym, y_ptr, ws_ptr, b_ptr,
+def _next_step(tile, kk, ksteps):
+    """(row tile, K step) of the stream's next step."""
+    kk += 1
+    wrap = kk == ksteps
+    return tile + wrap.to(tl.int32), tl.where(wrap, 0, kk)
+
+
+@triton.jit
+def _stream_tile_end(acc, tile, kk, t, t_end, ksteps, per, pid, ar_n, offs_m, m_mask, N, M, stride_ym, y_ptr, ws_ptr, b_ptr,
                      lock_ptr, BLOCK_N: tl.constexpr, ROWS: tl.constexpr, HAS_BIAS: tl.constexpr):
     """After step t: if it ends this program's part of its row tile, reduce the accumulator and
     write the tile (or its partial, `_splitk_finish`), and return a cleared accumulator."""
-    tile = t // ksteps
-    if (t - tile * ksteps == ksteps - 1) | (t == t_end - 1):
+    if (kk == ksteps - 1) | (t == t_end - 1):
         first = tile * ksteps
         p_first = first // per
         parts = (first + ksteps - 1) // per - p_first + 1  # programs sharing the tile
