@@ -55,6 +55,7 @@ _KIND = "kind"  # "search" (sampled) or "measurement" (a measured front plan)
 _STUDY_KEY = "autoquant_study"  # study user attr: what the study was made for
 _GROUPS_KEY = "autoquant_groups"  # study user attr: legend of the plan codes
 _SEEDED = "autoquant_seeded"
+_NSGA_GENERATION = optuna.samplers.NSGAIISampler._get_generation_key()  # trial system attr
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -199,7 +200,12 @@ class SearchStudy:
                 distributions={k: self._distributions[k] for k in params},
                 values=objective_values(self.problem, costs),
                 user_attrs={"uid": uid, "number": t.number},
-                system_attrs={k: v for k, v in t.system_attrs.items() if k.startswith("NSGAII")},
+                # Stored trials enter NSGA-II's generation 0 here, whatever generation the run that
+                # made them reached: its first parents are then the elite of the whole history. A
+                # stored generation number would make the sampler rebuild every earlier
+                # generation's parents (its cache lives in the study it ran in) by recursion,
+                # which overflows Python's stack after ~500 generations (~10k trials).
+                system_attrs={_NSGA_GENERATION: 0},
             )
             for key, value in costs.violations(self.budgets).items():
                 frozen.set_constraint(key, value)
@@ -225,7 +231,6 @@ class SearchStudy:
                         _CONSTRAINTS: t.constraints,
                         **({"seed": t.user_attrs["seed"]} if "seed" in t.user_attrs else {}),
                     },
-                    system_attrs={k: v for k, v in t.system_attrs.items() if k.startswith("NSGAII")},
                 )
             )
         if records:

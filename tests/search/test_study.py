@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 from search_fixtures import SMALL_SPACE, problem, tiny_shape
 
@@ -60,6 +61,27 @@ def test_interrupted_study_resumes_with_its_trials(tmp_path) -> None:
     assert len(after) == 35
     assert [(r.number, r.choice) for r in after[:20]] == [(r.number, r.choice) for r in first]
     assert len(resumed.working.trials) == 35  # the sampler sees the earlier trials too
+
+
+def test_a_study_resumed_after_many_generations_still_samples(tmp_path) -> None:
+    # Stored trials from a run that reached NSGA-II generation 5000 (~100k trials): the working
+    # study must not rebuild 5000 generations of parents by recursion (it overflowed the stack
+    # after ~10 resumed 1000-trial searches), and the first parents come from the whole history.
+    p = problem(tiny_shape())
+    first = _open(tmp_path, p)
+    first.run(30)
+    key = optuna.samplers.NSGAIISampler._get_generation_key()
+    first.persistent.add_trials([  # the same plans again, stored as a late generation (as earlier versions did)
+        optuna.trial.create_trial(values=t.values, user_attrs={**t.user_attrs, "uid": t.user_attrs["uid"] + "-late"},
+                                  system_attrs={key: 5000})
+        for t in first.persistent.get_trials(deepcopy=False)
+    ])
+    resumed = _open(tmp_path, p)
+    assert resumed.loaded == 60
+    resumed.run(50)
+    assert len(resumed.trials()) == 110
+    assert {t.system_attrs[key] for t in resumed.working.trials[:60]} == {0}  # loaded: generation 0
+    assert max(t.system_attrs[key] for t in resumed.working.trials) >= 2
 
 
 def test_two_workers_share_one_study(tmp_path) -> None:
