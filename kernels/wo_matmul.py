@@ -182,7 +182,10 @@ def _x_pairs_of_words(q0, q1):
 @triton.jit
 def _int4_word_products(wd, zf, q0, q1):
     """Per int4 code word wd [BN, NG, WPG]: the half2 (as int32) holding the sums of (q - z) / 16 * x
-    over its codes 0-3 and 4-7 (see `_word_dot`); zf [BN, NG] 1024 + zero-point, q0, q1 [NG, WPG] x quads."""
+    over its codes 0-3 and 4-7 (see `_word_dot`); zf [BN, NG] 1024 + zero-point, q0, q1 [NG, WPG] x quads.
+    The unpack is written again in `_word_dot_rows`, which needs it apart from the products; one
+    block here on purpose: built from that unpack and a separate product block, the asymmetric
+    M = 1 kernel was 4-10% slower on the H100 (`bench/results/kernel-variants-h100-split-unpack.json`)."""
     zl, zh = _zero_terms(zf)
     xa, xb, xc, xd = _x_pairs_of_words(q0, q1)
     return tl.inline_asm_elementwise(
