@@ -5,6 +5,7 @@
 * decode, M in {2, 4, 8, 16}: the CUDA-core word kernel with M rows vs the tl.dot kernel
   (tensor cores, y^T = W x^T) vs the tiled tl.dot kernel with x as the 16-row A operand;
 * M = 1: the tuned word kernel (reference point for the rows above);
+* M = 16, `dot_groups`: explicit tl.dot tiles whose step holds NG = 1 or 2 scale groups;
 * M = 16, `dot_tiles`: explicit tl.dot tiles, wgmma (4 or 8 warps) against mma.sync with 1-2 warps
   covering 64-128 rows each (x^T, the B operand, is then read once per warp for more rows);
 * M = 2048: tiles of the dequantize pass before cuBLAS (run 1, results/kernel-variants-h100-run1.json,
@@ -84,7 +85,7 @@ def main() -> None:
         w16 = torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02
         base = dict(model=model, role=role, N=n, K=k)
         ms = sorted({1} | ({int(m) for m in args.small_ms.split(",")} if "small_m" in parts else set())
-                    | ({2048} if "dequant" in parts else set()) | ({16} if "dot_tiles" in parts else set()))
+                    | ({2048} if "dequant" in parts else set()) | ({16} if parts & {"dot_tiles", "dot_groups"} else set()))
         xs = {m: torch.randn(m, k, dtype=torch.float16, device="cuda") for m in ms}
         w16s = weight_clones(w16, weight_copies(n * k * 2))
         fp16 = {m: time_in_graph([lambda w=w, m=m: F.linear(xs[m], w) for w in w16s]) for m in ms}
@@ -140,6 +141,21 @@ def main() -> None:
                                            block_m=16, kernel="dot")
                         timed(f"dot {bn}x{bk} w{warps} s{stages} split{split}", m,
                               lambda x, q, cfg=cfg: wo_matmul(x, q, config=cfg))
+            if "dot_groups" in parts:  # M = 16 tl.dot steps of NG scale groups (bytes in flight a stage), explicit tiles
+                m = 16
+                timed("dot tuned", m, lambda x, q: wo_matmul(x, q))
+                tiles_n = lambda bn: triton.cdiv(n, bn)  # noqa: E731
+                for bn, bk, warps, stages, ng in GROUP_TILES:
+                    if not W.block_k_fits(bk // ng, fmt.effective_group(k), fmt.bits):
+                        continue
+                    for split in W._SPLITS:  # the tuner's split rule (`_prune_small`)
+                        if split > 1 and (n > W._SPLIT_MAX_N or tiles_n(bn) * split > 4 * W._num_sms()
+                                          or tiles_n(bn) >= 2 * W._num_sms() or triton.cdiv(k, bk) < 2 * split):
+                            continue
+                        cfg = KernelConfig(block_n=bn, block_k=bk, num_warps=warps, num_stages=stages, split_k=split,
+                                           block_m=16, groups_per_step=ng, kernel="dot")
+                        timed(f"dot {bn}x{bk} NG{ng} w{warps} s{stages} split{split}", m,
+                              lambda x, q, cfg=cfg: wo_matmul(x, q, config=cfg), ng=ng)
             if "dequant" in parts:
                 for bn, warps in [(64, 4), (128, 4), (128, 8), (256, 8), (32, 4), (32, 2)]:
                     W.DEQUANT_TILE = (bn, warps)
@@ -167,6 +183,14 @@ DOT_TILES = [  # (BLOCK_N, BLOCK_K, warps, stages)
     (64, 128, 1, 3), (64, 128, 1, 6), (64, 128, 1, 8), (128, 128, 2, 6), (64, 64, 1, 8), (32, 128, 1, 6),
     (64, 128, 2, 4), (128, 64, 2, 6),
     (64, 128, 2, 3), (64, 128, 2, 6), (32, 128, 1, 4), (32, 128, 2, 4), (16, 128, 1, 6), (64, 64, 2, 6),
+]
+
+# (BLOCK_N, BLOCK_K, warps, stages, NG): BLOCK_K / NG inputs a scale group. The committed runs
+# (results/kernel-variants-h100-dot-groups*.json) also had NG = 4 tiles (64x512 w2 s2/s3, 32x512
+# w1 s3/s4); they lost on every shape and the kernel no longer takes NG = 4.
+GROUP_TILES = [
+    (64, 128, 2, 3, 1), (64, 128, 2, 4, 1), (64, 256, 2, 2, 2), (64, 256, 2, 3, 2), (64, 256, 2, 4, 2),
+    (32, 256, 1, 4, 2),
 ]
 
 

@@ -15,11 +15,14 @@ Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles 
   block (unpack, dequantize, multiply-add in half2, one fp32 out); with two token rows a word
   is unpacked once for both. `_gemv_kernel` is a split-K GEMV on bytes, for shapes that cannot
   be read as words (K not a multiple of 8, misaligned x).
-* 2 <= M <= 16 otherwise: `_small_m_kernel` computes y^T = W x^T so the dequantized weight
-  tile is the *A* operand of `tl.dot` and stays in registers (wgmma, or mma.sync for tiles of
-  1-2 warps, which the tuner prefers: x^T stays in registers for a warp's rows); x^T, 4, 8 or 16 columns (`DOT_ROWS`: the fewest that hold M pay the least
-  shared-memory traffic), is B. int4 bytes are not interleaved: low nibbles
-  multiply x[0::2] and high nibbles x[1::2], two dots a step.
+* 2 <= M <= 16 otherwise: `_small_m_kernel` computes y^T = W x^T so the weight tile is the
+  *A* operand of `tl.dot` and stays in registers (wgmma, or mma.sync for tiles of 1-2 warps,
+  which the tuner prefers: x^T stays in registers for a warp's rows); x^T, 4, 8 or 16 columns
+  (`DOT_ROWS`: the fewest that hold M pay the least shared-memory traffic), is B. The dot runs
+  on the exact integers q - z (one HSUB2 or HFMA2 a pair) and each scale group's scale
+  multiplies the fp32 partial product, not every weight; a step may hold two groups (NG), so a
+  pipeline stage carries twice the bytes. int4 bytes are not interleaved: low nibbles multiply
+  x[0::2] and high nibbles x[1::2], two dots a group.
 * 16 < M < DEQUANT_MIN_M (or any M > 16 with an explicit config): `_large_m_kernel`, a
   tiled GEMM whose B tile is dequantized in registers (`tl.join` interleaves the nibbles)
   before `tl.dot`.
@@ -409,10 +412,14 @@ def _word_dot_ref(wd, xp, zf, s, BITS: tl.constexpr, dtype: tl.constexpr):
 
 
 @triton.jit
-def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg):
-    """Scale [BN] and 1024 + zero-point [BN] (fp16) of the group holding input k (clamped to K - 1)."""
+def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg,
+                SYM: tl.constexpr = False, BITS: tl.constexpr = 4):
+    """Scale [BN] and 1024 + zero-point [BN] (fp16) of the group holding input k (clamped to K - 1);
+    SYM: the format's fixed zero-point 2^(BITS-1), not loaded."""
     g = tl.minimum(k, K - 1) // GROUP
     s = tl.load(s_ptr + offs_n * stride_sn + g, mask=n_mask, other=0.0)
+    if SYM:
+        return s, tl.full(s.shape, 1024 + (1 << (BITS - 1)), tl.float16)
     z = tl.load(z_ptr + offs_n * stride_zn + g * stride_zg, mask=n_mask, other=0)
     return s, _code_to_fp16(z)
 
@@ -441,6 +448,104 @@ def _dequant_tile(byt, s, zf, BITS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K
     return w
 
 
+@triton.jit
+def _codes_minus_zero(byt, zf, BITS: tl.constexpr, USE_ASM: tl.constexpr):
+    """Packed codes [BN, B] and 1024 + z [BN] (fp16) -> q - z in fp16, exact: (low, high) nibbles
+    for int4, one value (twice) for int8.
+
+    int4 on the GPU, four bytes at once: PRMT spreads two bytes into the halves of a word; the
+    low nibble is LOP3'd under the exponent of 1024 (1024 + q) and one HSUB2 takes 1024 + z off;
+    the high nibble is masked in place (1024 + 16 q) and one HFMA2 (x 1/16, - (64 + z)) both
+    scales and subtracts, so no shift is needed (as in Marlin)."""
+    if USE_ASM and BITS == 4:
+        zl = tl.broadcast_to(zf[:, None], byt.shape)
+        zh = tl.broadcast_to((960.0 - zf)[:, None], byt.shape)  # -(64 + z), exact in fp16
+        lo, hi = tl.inline_asm_elementwise(
+            asm="""{
+            .reg .b32 t0, t1, u0, u1, v0, v1, r16;
+            mov.b32 r16, 0x2C002C00;
+            prmt.b32 t0, $4, 0, 0x4140;
+            prmt.b32 t1, $4, 0, 0x4342;
+            lop3.b32 u0, t0, 0x000F000F, 0x64006400, 0xEA;
+            lop3.b32 u1, t1, 0x000F000F, 0x64006400, 0xEA;
+            lop3.b32 v0, t0, 0x00F000F0, 0x64006400, 0xEA;
+            lop3.b32 v1, t1, 0x00F000F0, 0x64006400, 0xEA;
+            sub.f16x2 $0, u0, $5;
+            sub.f16x2 $1, u1, $6;
+            fma.rn.f16x2 $2, v0, r16, $7;
+            fma.rn.f16x2 $3, v1, r16, $8;
+            }""",
+            constraints="=r,=r,=r,=r,r,r,r,r,r",
+            args=[byt, zl, zh], dtype=(tl.float16, tl.float16), is_pure=True, pack=4,
+        )
+        return lo, hi
+    c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
+    return c_lo - zf[:, None], c_hi - zf[:, None]
+
+
+@triton.jit
+def _step_scales(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg,
+                 SUB: tl.constexpr, NG: tl.constexpr, SYM: tl.constexpr, BITS: tl.constexpr,
+                 SZ_PAIRS: tl.constexpr = False):
+    """(scale, 1024 + zero-point) [BN] of each of the NG (1 or 2) sub-blocks of SUB inputs from k,
+    as two pairs (NG = 1 repeats the first). [BN] loads, not one [BN, NG] tile: a 2-D tile's
+    layout makes Triton run the unpack in the load layout and convert the whole weight tile to
+    the dot operand's (sm_90 SASS: 692 instructions a step, not 360). SZ_PAIRS (two whole groups
+    a step, aligned): both scales of a row in one 4-byte load, both zero-points in one 2-byte load."""
+    if SZ_PAIRS:
+        g = tl.minimum(k, K - 2 * SUB) // GROUP  # even
+        sp = tl.load(s_ptr.to(tl.pointer_type(tl.int32)) + (offs_n * stride_sn + g) // 2, mask=n_mask, other=0)
+        s0 = (sp & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True)
+        s1 = (sp >> 16).to(tl.int16).to(tl.float16, bitcast=True)
+        if SYM:
+            z0 = tl.full(s0.shape, 1024 + (1 << (BITS - 1)), tl.float16)
+            z1 = z0
+        else:
+            zp = tl.load(z_ptr.to(tl.pointer_type(tl.int16)) + (offs_n * stride_zn + g) // 2, mask=n_mask, other=0)
+            z0 = _code_to_fp16(zp & 0xFF)
+            z1 = _code_to_fp16((zp >> 8) & 0xFF)
+    else:
+        s0, z0 = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg, SYM, BITS)
+        s1, z1 = s0, z0
+        if NG == 2:
+            s1, z1 = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k + SUB, K, GROUP, stride_sn, stride_zn, stride_zg,
+                                 SYM, BITS)
+    return s0, z0, s1, z1
+
+
+@triton.jit
+def _small_m_part(c_rows, x_cols, x_pairs, k0, zf, n_mask, m_mask, K, row_bytes,
+                  BITS: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, X_PAIRS: tl.constexpr,
+                  USE_ASM: tl.constexpr, dtype: tl.constexpr):
+    """The [BN, BLOCK_M] fp32 product of (q - z) for inputs k0 .. k0 + BLOCK_K (inside one scale
+    group) with x^T, unscaled."""
+    PACK: tl.constexpr = 8 // BITS  # codes per byte
+    offs_b = tl.arange(0, BLOCK_K // PACK)
+    kb = k0 // PACK + offs_b
+    byt = _load_codes(c_rows, kb, n_mask, row_bytes, EVEN_K)
+    q_lo, q_hi = _codes_minus_zero(byt, zf, BITS, USE_ASM)
+    if BITS == 8:
+        xk = k0 + offs_b
+        if EVEN_K:
+            xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :], other=0.0)
+        else:
+            xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
+        return tl.dot(q_lo.to(dtype), xt)
+    if X_PAIRS:
+        if EVEN_K:
+            pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :], other=0)
+        else:
+            pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :] & (kb[:, None] < K // 2), other=0)
+        xe = (pairs & 0xFFFF).to(tl.int16).to(dtype, bitcast=True)
+        xo = (pairs >> 16).to(tl.int16).to(dtype, bitcast=True)
+    else:
+        xk = 2 * kb
+        xe = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
+        xo = tl.load(x_cols + xk[:, None] + 1, mask=m_mask[None, :] & (xk[:, None] + 1 < K), other=0.0)
+    part = tl.dot(q_lo.to(dtype), xe)
+    return tl.dot(q_hi.to(dtype), xo, part)
+
+
 @triton.jit(do_not_specialize=["GROUP", "SPLIT_K", "M_BUCKET", "stride_zn", "stride_zg"])
 def _small_m_kernel(
     x_ptr, c_ptr, s_ptr, z_ptr, b_ptr, y_ptr, ws_ptr, lock_ptr,
@@ -449,17 +554,21 @@ def _small_m_kernel(
     M_BUCKET,
     BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, X_PAIRS: tl.constexpr,
-    USE_ASM: tl.constexpr, BLOCK_M: tl.constexpr = 16,
+    USE_ASM: tl.constexpr, BLOCK_M: tl.constexpr = 16, SYM: tl.constexpr = False, NG: tl.constexpr = 1,
+    SZ_PAIRS: tl.constexpr = False,
 ):
+    """y^T = W x^T for 2 <= M <= 16 on tensor cores. A step is NG (1 or 2) sub-blocks, each inside
+    one scale group, so the dot runs on the exact integers q - z and the group's scale multiplies
+    the sub-block's [BN, M] partial product (fp32) instead of every weight: one HFMA2/HSUB2 a
+    weight pair, not two. SYM: the format's fixed zero-point, nothing loaded."""
     PACK: tl.constexpr = 8 // BITS  # codes per byte
-    BKB: tl.constexpr = BLOCK_K // PACK  # bytes of a row per step
+    SUB: tl.constexpr = BLOCK_K // NG
     dtype = x_ptr.dtype.element_ty
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
 
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
-    offs_b = tl.arange(0, BKB)
     n_mask = offs_n < N
     m_mask = offs_m < M
     row_bytes = (K + PACK - 1) // PACK
@@ -474,38 +583,19 @@ def _small_m_kernel(
     x_pairs = x_ptr.to(tl.pointer_type(tl.int32)) + offs_m[None, :] * (stride_xm // 2)
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     # Scales and zero-points are per-row gathers too narrow to pipeline: fetch one step ahead.
-    s, zf = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn, stride_zn, stride_zg)
+    s0, z0, s1, z1 = _step_scales(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn, stride_zn, stride_zg,
+                                  SUB, NG, SYM, BITS, SZ_PAIRS)
     for k0 in range(k_begin, k_end, BLOCK_K):
-        s_next, zf_next = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP,
-                                      stride_sn, stride_zn, stride_zg)
-        kb = k0 // PACK + offs_b
-        byt = _load_codes(c_rows, kb, n_mask, row_bytes, EVEN_K)
-        c_lo, c_hi = _codes_to_fp16(byt, BITS, USE_ASM)
-        if BITS == 8:
-            w = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
-            xk = k0 + offs_b
-            if EVEN_K:
-                xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :], other=0.0)
-            else:
-                xt = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
-            acc = tl.dot(w, xt, acc)
-        else:
-            w_lo = ((c_lo - zf[:, None]) * s[:, None]).to(dtype)
-            w_hi = ((c_hi - zf[:, None]) * s[:, None]).to(dtype)
-            if X_PAIRS:
-                if EVEN_K:
-                    pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :], other=0)
-                else:
-                    pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :] & (kb[:, None] < K // 2), other=0)
-                xe = (pairs & 0xFFFF).to(tl.int16).to(dtype, bitcast=True)
-                xo = (pairs >> 16).to(tl.int16).to(dtype, bitcast=True)
-            else:
-                xk = 2 * kb
-                xe = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
-                xo = tl.load(x_cols + xk[:, None] + 1, mask=m_mask[None, :] & (xk[:, None] + 1 < K), other=0.0)
-            acc = tl.dot(w_lo, xe, acc)
-            acc = tl.dot(w_hi, xo, acc)
-        s, zf = s_next, zf_next
+        n0, nz0, n1, nz1 = _step_scales(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP, stride_sn, stride_zn,
+                                        stride_zg, SUB, NG, SYM, BITS, SZ_PAIRS)
+        part = _small_m_part(c_rows, x_cols, x_pairs, k0, z0, n_mask, m_mask, K, row_bytes,
+                             BITS, SUB, EVEN_K, X_PAIRS, USE_ASM, dtype)
+        acc += part * s0.to(tl.float32)[:, None]
+        if NG == 2:
+            part = _small_m_part(c_rows, x_cols, x_pairs, k0 + SUB, z1, n_mask, m_mask, K, row_bytes,
+                                 BITS, SUB, EVEN_K, X_PAIRS, USE_ASM, dtype)
+            acc += part * s1.to(tl.float32)[:, None]
+        s0, z0, s1, z1 = n0, nz0, n1, nz1
 
     # acc is y^T [BLOCK_N, BLOCK_M]; written as y [BLOCK_M, BLOCK_N] (split-K: `_splitk_finish`)
     _splitk_finish(tl.trans(acc), y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :],
@@ -899,7 +989,20 @@ _gemv_words_heur = triton.heuristics({
     "EVEN_K": _even_k, "USE_ASM": _use_asm, "SYM": lambda a: a["stride_zg"] == 0,
     "SUB_IS_GROUP": lambda a: a["GROUP"] * a.get("NG", 1) == a["BLOCK_K"],
 })(_gemv_words_kernel)
-_small_m_heur = triton.heuristics({"EVEN_K": _even_k, "X_PAIRS": _x_pairs, "USE_ASM": _use_asm})(_small_m_kernel)
+
+
+def _sz_pairs(a: dict) -> bool:
+    """tl.dot kernel, two whole groups a step: each row's two scales (zero-points) can be read as one
+    4-byte (2-byte) word: even group count per row and aligned bases."""
+    return (a.get("NG", 1) == 2 and a["GROUP"] * 2 == a["BLOCK_K"] and _even_k(a)
+            and a["stride_sn"] % 2 == 0 and a["s_ptr"].data_ptr() % 4 == 0
+            and (a["stride_zg"] == 0 or (a["stride_zn"] % 2 == 0 and a["z_ptr"].data_ptr() % 2 == 0)))
+
+
+_small_m_heur = triton.heuristics({
+    "EVEN_K": _even_k, "X_PAIRS": _x_pairs, "USE_ASM": _use_asm, "SYM": lambda a: a["stride_zg"] == 0,
+    "SZ_PAIRS": _sz_pairs,
+})(_small_m_kernel)
 _large_m_heur = triton.heuristics({"EVEN_K": _even_k, "USE_ASM": _use_asm})(_large_m_kernel)
 
 
@@ -920,7 +1023,7 @@ class KernelConfig:
     num_stages: int = 3
     split_k: int = 1
     block_m: int = 16
-    groups_per_step: int = 1  # word GEMV: sub-blocks a step (each inside one scale group)
+    groups_per_step: int = 1  # word GEMV and tl.dot (1-2) kernels: sub-blocks a step, each inside one scale group
     ctas: int = 0  # decode word kernel: programs in the grid (0: cdiv(N, block_n) * split_k)
     kernel: str = "auto"  # 2 <= M <= 16: "words" (CUDA cores) or "dot" (tensor cores); auto: by ROWS_MAX_M
 
@@ -936,6 +1039,10 @@ _SMALL_TILES = [
     # DRAM; these run up to 1.5x faster there (bench/results/kernel-variants-h100-dot-tiles.json)
     (64, 128, 2, 3), (64, 128, 2, 4), (32, 128, 1, 4), (32, 128, 1, 6), (64, 64, 2, 6), (32, 64, 1, 8),
     (64, 32, 2, 8),
+    # (.., NG = 2): two scale groups a step, twice the bytes in flight a pipeline stage; at M = 4-16
+    # on the H100 the tuner picks 64x256 on most layers >= 30 MB (70B gate/up 67.9 -> 52.0 us).
+    # Four groups, and deeper pipelines of one group, were slower (bench/results/kernel-variants-h100-dot-groups.json)
+    (64, 256, 2, 3, 2), (64, 256, 2, 4, 2), (32, 256, 1, 4, 2),
 ]
 _SPLITS = (1, 2, 4, 8)
 # Rows of x a tl.dot step multiplies (its N): every row costs shared-memory traffic whether or
@@ -958,8 +1065,9 @@ _LARGE_TILES = [
 
 def _small_configs() -> list[triton.Config]:
     return [
-        triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk}, num_warps=w, num_stages=st)
-        for bn, bk, w, st in _SMALL_TILES
+        triton.Config({"BLOCK_N": t[0], "BLOCK_K": t[1], "SPLIT_K": sk, "NG": t[4] if len(t) > 4 else 1},
+                      num_warps=t[2], num_stages=t[3])
+        for t in _SMALL_TILES
         for sk in _SPLITS
     ]
 
@@ -1326,7 +1434,9 @@ def wo_matmul_packed(
                 if m > 1:  # an explicit config may take more rows than the launcher would
                     if config.block_m not in DOT_ROWS or config.block_m < m:
                         raise ValueError(f"block_m {config.block_m} for {m} tokens: one of {DOT_ROWS}, at least {m}")
-                    rows = {"BLOCK_M": config.block_m}
+                    if config.groups_per_step not in (1, 2):
+                        raise ValueError("the tl.dot kernel takes 1 or 2 scale groups a step")
+                    rows = {"BLOCK_M": config.block_m, "NG": config.groups_per_step}
                 fixed[(triton.cdiv(n, config.block_n), config.split_k)](
                     *args, **common, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                     num_warps=config.num_warps, num_stages=config.num_stages, **rows,

@@ -107,6 +107,13 @@ def test_bf16(fmt: str, m: int) -> None:
         ("int4-g32-sym", 4, KernelConfig(block_n=16, block_k=32, split_k=2, block_m=4, kernel="dot")),
         ("int4-g32-sym", 17, KernelConfig(block_n=32, block_k=32, block_m=16)),
         ("int8-g128-asym", 40, KernelConfig(block_n=16, block_k=128, block_m=32)),
+        # tl.dot kernel, two scale groups a step (each with its own scale and zero-point)
+        # (two whole groups a step: both scales, and both zero-points, read as one word a row)
+        ("int4-g64-asym", 16, KernelConfig(block_n=32, block_k=128, split_k=2, groups_per_step=2)),
+        ("int4-g64-sym", 11, KernelConfig(block_n=16, block_k=128, split_k=3, groups_per_step=2)),
+        ("int8-g32-sym", 9, KernelConfig(block_n=16, block_k=64, groups_per_step=2)),
+        # K = 384: the last step's second sub-block lies past K (masked, scale index clamped)
+        ("int4-pc-sym", 6, KernelConfig(block_n=32, block_k=256, groups_per_step=2, block_m=8)),
     ],
     ids=str,
 )
@@ -144,6 +151,9 @@ def test_explicit_config_must_fit_the_groups() -> None:
     with pytest.raises(ValueError, match="block_m 4 for 5 tokens"):
         _check(QuantFormat.parse("int4-g32-asym"), 5, n=16, k=256, dtype=torch.float16,
                config=KernelConfig(block_n=16, block_k=32, block_m=4))
+    with pytest.raises(ValueError, match="1 or 2 scale groups a step"):
+        _check(QuantFormat.parse("int4-g32-asym"), 5, n=16, k=384, dtype=torch.float16,
+               config=KernelConfig(block_n=16, block_k=96, block_m=8, groups_per_step=3))
     with pytest.raises(ValueError, match="split a row tile"):
         _check(QuantFormat.parse("int4-g32-asym"), 1, n=16, k=1024, dtype=torch.float16,
                config=KernelConfig(block_n=16, block_k=32, ctas=32))
