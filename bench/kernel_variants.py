@@ -5,7 +5,7 @@
 * decode, M in {2, 4, 8, 16}: the CUDA-core word kernel with M rows vs the tl.dot kernel
   (tensor cores, y^T = W x^T) vs the tiled tl.dot kernel with x as the 16-row A operand;
 * M = 1: the tuned word kernel (reference point for the rows above);
-* M = 16, `dot_groups`: explicit tl.dot tiles whose step holds NG = 1 or 2 scale groups;
+* M = 16, `dot_groups`: explicit tl.dot tiles whose step holds NG = 1, 2 or 4 sub-blocks;
 * M = 16, `dot_tiles`: explicit tl.dot tiles, wgmma (4 or 8 warps) against mma.sync with 1-2 warps
   covering 64-128 rows each (x^T, the B operand, is then read once per warp for more rows);
 * M = 2048: tiles of the dequantize pass before cuBLAS (run 1, results/kernel-variants-h100-run1.json,
@@ -185,12 +185,11 @@ DOT_TILES = [  # (BLOCK_N, BLOCK_K, warps, stages)
     (64, 128, 2, 3), (64, 128, 2, 6), (32, 128, 1, 4), (32, 128, 2, 4), (16, 128, 1, 6), (64, 64, 2, 6),
 ]
 
-# (BLOCK_N, BLOCK_K, warps, stages, NG): BLOCK_K / NG inputs a scale group. The committed runs
-# (results/kernel-variants-h100-dot-groups*.json) also had NG = 4 tiles (64x512 w2 s2/s3, 32x512
-# w1 s3/s4); they lost on every shape and the kernel no longer takes NG = 4.
+# (BLOCK_N, BLOCK_K, warps, stages, NG): BLOCK_K / NG inputs a scale group (int4-g128: the 64 x 512
+# tiles are four whole groups a step; they lost on every shape, results/kernel-variants-h100-dot-groups*.json)
 GROUP_TILES = [
     (64, 128, 2, 3, 1), (64, 128, 2, 4, 1), (64, 256, 2, 2, 2), (64, 256, 2, 3, 2), (64, 256, 2, 4, 2),
-    (32, 256, 1, 4, 2),
+    (32, 256, 1, 4, 2), (64, 512, 2, 2, 4), (64, 512, 2, 3, 4), (32, 512, 1, 3, 4), (32, 512, 1, 4, 4),
 ]
 
 

@@ -20,8 +20,8 @@ Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles 
   which the tuner prefers: x^T stays in registers for a warp's rows); x^T, 4, 8 or 16 columns
   (`DOT_ROWS`: the fewest that hold M pay the least shared-memory traffic), is B. The dot runs
   on the exact integers q - z (one HSUB2 or HFMA2 a pair) and each scale group's scale
-  multiplies the fp32 partial product, not every weight; a step may hold two groups (NG), so a
-  pipeline stage carries twice the bytes. int4 bytes are not interleaved: low nibbles multiply
+  multiplies the fp32 partial product, not every weight; a step may hold two or four whole
+  groups (NG), so a pipeline stage carries that many times the bytes. int4 bytes are not interleaved: low nibbles multiply
   x[0::2] and high nibbles x[1::2], two dots a group.
 * 16 < M < DEQUANT_MIN_M (or any M > 16 with an explicit config): `_large_m_kernel`, a
   tiled GEMM whose B tile is dequantized in registers (`tl.join` interleaves the nibbles)
@@ -487,11 +487,12 @@ def _codes_minus_zero(byt, zf, BITS: tl.constexpr, USE_ASM: tl.constexpr):
 def _step_scales(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg,
                  SUB: tl.constexpr, NG: tl.constexpr, SYM: tl.constexpr, BITS: tl.constexpr,
                  SZ_PAIRS: tl.constexpr = False):
-    """(scale, 1024 + zero-point) [BN] of each of the NG (1 or 2) sub-blocks of SUB inputs from k,
-    as two pairs (NG = 1 repeats the first). [BN] loads, not one [BN, NG] tile: a 2-D tile's
-    layout makes Triton run the unpack in the load layout and convert the whole weight tile to
-    the dot operand's (sm_90 SASS: 692 instructions a step, not 360). SZ_PAIRS (two whole groups
-    a step, aligned): both scales of a row in one 4-byte load, both zero-points in one 2-byte load."""
+    """(scale, 1024 + zero-point) [BN] of each of the NG (1, 2 or 4) sub-blocks of SUB inputs from
+    k, as four pairs (unused ones repeat the first). [BN] loads, not one [BN, NG] tile: a 2-D
+    tile's layout makes Triton run the unpack in the load layout and convert the whole weight
+    tile to the dot operand's (sm_90 SASS: 692 instructions a step, not 360). SZ_PAIRS (NG = 2
+    whole groups a step, aligned): both scales of a row in one 4-byte load, both zero-points in
+    one 2-byte load."""
     if SZ_PAIRS:
         g = tl.minimum(k, K - 2 * SUB) // GROUP  # even
         sp = tl.load(s_ptr.to(tl.pointer_type(tl.int32)) + (offs_n * stride_sn + g) // 2, mask=n_mask, other=0)
@@ -504,13 +505,32 @@ def _step_scales(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn
             zp = tl.load(z_ptr.to(tl.pointer_type(tl.int16)) + (offs_n * stride_zn + g) // 2, mask=n_mask, other=0)
             z0 = _code_to_fp16(zp & 0xFF)
             z1 = _code_to_fp16((zp >> 8) & 0xFF)
+        s2, z2, s3, z3 = s0, z0, s0, z0
     else:
         s0, z0 = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg, SYM, BITS)
-        s1, z1 = s0, z0
-        if NG == 2:
+        s1, z1, s2, z2, s3, z3 = s0, z0, s0, z0, s0, z0
+        if NG >= 2:
             s1, z1 = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k + SUB, K, GROUP, stride_sn, stride_zn, stride_zg,
                                  SYM, BITS)
-    return s0, z0, s1, z1
+        if NG == 4:
+            s2, z2 = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k + 2 * SUB, K, GROUP, stride_sn, stride_zn,
+                                 stride_zg, SYM, BITS)
+            s3, z3 = _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k + 3 * SUB, K, GROUP, stride_sn, stride_zn,
+                                 stride_zg, SYM, BITS)
+    return s0, z0, s1, z1, s2, z2, s3, z3
+
+
+@triton.jit
+def _pick(J: tl.constexpr, a0, a1, a2, a3):
+    if J == 0:
+        v = a0
+    elif J == 1:
+        v = a1
+    elif J == 2:
+        v = a2
+    else:
+        v = a3
+    return v
 
 
 @triton.jit
@@ -557,7 +577,7 @@ def _small_m_kernel(
     USE_ASM: tl.constexpr, BLOCK_M: tl.constexpr = 16, SYM: tl.constexpr = False, NG: tl.constexpr = 1,
     SZ_PAIRS: tl.constexpr = False,
 ):
-    """y^T = W x^T for 2 <= M <= 16 on tensor cores. A step is NG (1 or 2) sub-blocks, each inside
+    """y^T = W x^T for 2 <= M <= 16 on tensor cores. A step is NG (1, 2 or 4) sub-blocks, each inside
     one scale group, so the dot runs on the exact integers q - z and the group's scale multiplies
     the sub-block's [BN, M] partial product (fp32) instead of every weight: one HFMA2/HSUB2 a
     weight pair, not two. SYM: the format's fixed zero-point, nothing loaded."""
@@ -583,19 +603,17 @@ def _small_m_kernel(
     x_pairs = x_ptr.to(tl.pointer_type(tl.int32)) + offs_m[None, :] * (stride_xm // 2)
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     # Scales and zero-points are per-row gathers too narrow to pipeline: fetch one step ahead.
-    s0, z0, s1, z1 = _step_scales(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn, stride_zn, stride_zg,
-                                  SUB, NG, SYM, BITS, SZ_PAIRS)
+    s0, z0, s1, z1, s2, z2, s3, z3 = _step_scales(s_ptr, z_ptr, offs_n, n_mask, k_begin, K, GROUP, stride_sn,
+                                                  stride_zn, stride_zg, SUB, NG, SYM, BITS, SZ_PAIRS)
     for k0 in range(k_begin, k_end, BLOCK_K):
-        n0, nz0, n1, nz1 = _step_scales(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP, stride_sn, stride_zn,
-                                        stride_zg, SUB, NG, SYM, BITS, SZ_PAIRS)
-        part = _small_m_part(c_rows, x_cols, x_pairs, k0, z0, n_mask, m_mask, K, row_bytes,
-                             BITS, SUB, EVEN_K, X_PAIRS, USE_ASM, dtype)
-        acc += part * s0.to(tl.float32)[:, None]
-        if NG == 2:
-            part = _small_m_part(c_rows, x_cols, x_pairs, k0 + SUB, z1, n_mask, m_mask, K, row_bytes,
-                                 BITS, SUB, EVEN_K, X_PAIRS, USE_ASM, dtype)
-            acc += part * s1.to(tl.float32)[:, None]
-        s0, z0, s1, z1 = n0, nz0, n1, nz1
+        n0, nz0, n1, nz1, n2, nz2, n3, nz3 = _step_scales(s_ptr, z_ptr, offs_n, n_mask, k0 + BLOCK_K, K, GROUP,
+                                                          stride_sn, stride_zn, stride_zg, SUB, NG, SYM, BITS,
+                                                          SZ_PAIRS)
+        for j in tl.static_range(NG):
+            part = _small_m_part(c_rows, x_cols, x_pairs, k0 + j * SUB, _pick(j, z0, z1, z2, z3), n_mask, m_mask, K,
+                                 row_bytes, BITS, SUB, EVEN_K, X_PAIRS, USE_ASM, dtype)
+            acc += part * _pick(j, s0, s1, s2, s3).to(tl.float32)[:, None]
+        s0, z0, s1, z1, s2, z2, s3, z3 = n0, nz0, n1, nz1, n2, nz2, n3, nz3
 
     # acc is y^T [BLOCK_N, BLOCK_M]; written as y [BLOCK_M, BLOCK_N] (split-K: `_splitk_finish`)
     _splitk_finish(tl.trans(acc), y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :],
@@ -1023,7 +1041,7 @@ class KernelConfig:
     num_stages: int = 3
     split_k: int = 1
     block_m: int = 16
-    groups_per_step: int = 1  # word GEMV and tl.dot (1-2) kernels: sub-blocks a step, each inside one scale group
+    groups_per_step: int = 1  # word GEMV and tl.dot (1, 2, 4) kernels: sub-blocks a step, each inside one group
     ctas: int = 0  # decode word kernel: programs in the grid (0: cdiv(N, block_n) * split_k)
     kernel: str = "auto"  # 2 <= M <= 16: "words" (CUDA cores) or "dot" (tensor cores); auto: by ROWS_MAX_M
 
@@ -1043,6 +1061,11 @@ _SMALL_TILES = [
     # on the H100 the tuner picks 64x256 on most layers >= 30 MB (70B gate/up 67.9 -> 52.0 us).
     # Four groups, and deeper pipelines of one group, were slower (bench/results/kernel-variants-h100-dot-groups.json)
     (64, 256, 2, 3, 2), (64, 256, 2, 4, 2), (32, 256, 1, 4, 2),
+    # the same for groups of 64 and 32 (2-4 groups a step), offered only where a sub-block is one group
+    # (int4-g64-asym M = 16 1.73x -> 1.97x, int8-g32-sym 0.99x -> 1.18x; int4-g32 stays at ~0.94x:
+    # bench/results/kernel-variants-h100-small-groups.json)
+    (64, 128, 2, 3, 2), (64, 128, 2, 4, 2), (64, 256, 2, 3, 4), (64, 128, 2, 3, 4), (64, 128, 2, 4, 4),
+    (64, 64, 2, 4, 2), (32, 128, 1, 4, 4), (64, 128, 4, 3, 4),
 ]
 _SPLITS = (1, 2, 4, 8)
 # Rows of x a tl.dot step multiplies (its N): every row costs shared-memory traffic whether or
@@ -1155,9 +1178,12 @@ def _prune_small(configs, named_args, **kwargs):
     out = []
     for c in configs:
         bn, bk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]
-        sub = bk // c.kwargs.get("NG", 1)  # what must lie inside one scale group
+        ng = c.kwargs.get("NG", 1)
+        sub = bk // ng  # what must lie inside one scale group
         if not per_channel and not block_k_fits(sub, group, bits):
             continue
+        if ng > 1 and "OCC" not in c.kwargs and not per_channel and sub != group:
+            continue  # tl.dot kernel: sub-blocks smaller than a group only add dots
         if bk > max(32, triton.next_power_of_2(k)):
             continue
         if "OCC" in c.kwargs:  # decode stream
@@ -1434,8 +1460,8 @@ def wo_matmul_packed(
                 if m > 1:  # an explicit config may take more rows than the launcher would
                     if config.block_m not in DOT_ROWS or config.block_m < m:
                         raise ValueError(f"block_m {config.block_m} for {m} tokens: one of {DOT_ROWS}, at least {m}")
-                    if config.groups_per_step not in (1, 2):
-                        raise ValueError("the tl.dot kernel takes 1 or 2 scale groups a step")
+                    if config.groups_per_step not in (1, 2, 4):
+                        raise ValueError("the tl.dot kernel takes 1, 2 or 4 scale groups a step")
                     rows = {"BLOCK_M": config.block_m, "NG": config.groups_per_step}
                 fixed[(triton.cdiv(n, config.block_n), config.split_k)](
                     *args, **common, SPLIT_K=config.split_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,

@@ -112,6 +112,7 @@ def test_bf16(fmt: str, m: int) -> None:
         ("int4-g64-asym", 16, KernelConfig(block_n=32, block_k=128, split_k=2, groups_per_step=2)),
         ("int4-g64-sym", 11, KernelConfig(block_n=16, block_k=128, split_k=3, groups_per_step=2)),
         ("int8-g32-sym", 9, KernelConfig(block_n=16, block_k=64, groups_per_step=2)),
+        ("int4-g32-asym", 12, KernelConfig(block_n=16, block_k=128, split_k=2, groups_per_step=4)),
         # K = 384: the last step's second sub-block lies past K (masked, scale index clamped)
         ("int4-pc-sym", 6, KernelConfig(block_n=32, block_k=256, groups_per_step=2, block_m=8)),
     ],
@@ -151,7 +152,7 @@ def test_explicit_config_must_fit_the_groups() -> None:
     with pytest.raises(ValueError, match="block_m 4 for 5 tokens"):
         _check(QuantFormat.parse("int4-g32-asym"), 5, n=16, k=256, dtype=torch.float16,
                config=KernelConfig(block_n=16, block_k=32, block_m=4))
-    with pytest.raises(ValueError, match="1 or 2 scale groups a step"):
+    with pytest.raises(ValueError, match="1, 2 or 4 scale groups a step"):
         _check(QuantFormat.parse("int4-g32-asym"), 5, n=16, k=384, dtype=torch.float16,
                config=KernelConfig(block_n=16, block_k=96, block_m=8, groups_per_step=3))
     with pytest.raises(ValueError, match="split a row tile"):
@@ -196,7 +197,13 @@ def test_m_bucket() -> None:
 def test_pruning_keeps_blocks_inside_groups() -> None:
     args = dict(N=4096, K=4096, GROUP=32, BITS=4, M=1)
     kept = _prune_small(_small_configs(), args)
-    assert kept and all(c.kwargs["BLOCK_K"] == 32 for c in kept)
+    # a step of NG sub-blocks: each sub-block one whole group (NG > 1), or inside one
+    assert kept and all(c.kwargs["BLOCK_K"] // c.kwargs["NG"] == 32 for c in kept)
+    assert any(c.kwargs["NG"] == 4 for c in kept)
+    g128 = _prune_small(_small_configs(), dict(args, GROUP=128))
+    assert all(c.kwargs["NG"] == 1 or c.kwargs["BLOCK_K"] == 128 * c.kwargs["NG"] for c in g128)
+    per_channel = _prune_small(_small_configs(), dict(args, GROUP=4096))  # any sub-block lies in the group
+    assert {c.kwargs["NG"] for c in per_channel} == {1, 2, 4}
     wide = _prune_small(_small_configs(), dict(args, N=128256, GROUP=128))
     assert all(c.kwargs["SPLIT_K"] == 1 for c in wide)  # no split on layers that fill the GPU
     narrow = _prune_small(_small_configs(), dict(args, N=1024, GROUP=128))
