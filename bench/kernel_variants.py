@@ -144,14 +144,14 @@ def main() -> None:
             if "dot_groups" in parts:  # M = 16 tl.dot steps of NG scale groups (bytes in flight a stage), explicit tiles
                 m = 16
                 timed("dot tuned", m, lambda x, q: wo_matmul(x, q))
-                tiles_n = lambda bn: triton.cdiv(n, bn)  # noqa: E731
+                tune_args = dict(N=n, K=k, GROUP=fmt.effective_group(k), BITS=fmt.bits, M=m)
                 for bn, bk, warps, stages, ng in GROUP_TILES:
                     if not W.block_k_fits(bk // ng, fmt.effective_group(k), fmt.bits):
                         continue
-                    for split in W._SPLITS:  # the tuner's split rule (`_prune_small`)
-                        if split > 1 and (n > W._SPLIT_MAX_N or tiles_n(bn) * split > 4 * W._num_sms()
-                                          or tiles_n(bn) >= 2 * W._num_sms() or triton.cdiv(k, bk) < 2 * split):
-                            continue
+                    splits = [triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk, "NG": ng},
+                                            num_warps=warps, num_stages=stages) for sk in W._SPLITS]
+                    for c in W._prune_small(splits, tune_args):  # the splits the tuner would time
+                        split = c.kwargs["SPLIT_K"]
                         cfg = KernelConfig(block_n=bn, block_k=bk, num_warps=warps, num_stages=stages, split_k=split,
                                            block_m=16, groups_per_step=ng, kernel="dot")
                         timed(f"dot {bn}x{bk} NG{ng} w{warps} s{stages} split{split}", m,

@@ -136,9 +136,16 @@ def _half2_bits(h):
 
 
 @triton.jit
+def _halves(p, dtype: tl.constexpr):
+    """The two 16-bit values packed in int32 p (low half first), as dtype (fp16/bf16) bits."""
+    return (p & 0xFFFF).to(tl.int16).to(dtype, bitcast=True), (p >> 16).to(tl.int16).to(dtype, bitcast=True)
+
+
+@triton.jit
 def _pair_half(p, HIGH: tl.constexpr, dtype: tl.constexpr):
     """x[2j + HIGH] in fp32 from the int32 pair (x[2j], x[2j+1])."""
-    return ((p >> (16 * HIGH)) & 0xFFFF).to(tl.int16).to(dtype, bitcast=True).to(tl.float32)
+    lo, hi = _halves(p, dtype)
+    return (hi if HIGH else lo).to(tl.float32)
 
 
 @triton.jit
@@ -496,8 +503,7 @@ def _step_scales(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn
     if SZ_PAIRS:
         g = tl.minimum(k, K - 2 * SUB) // GROUP  # even
         sp = tl.load(s_ptr.to(tl.pointer_type(tl.int32)) + (offs_n * stride_sn + g) // 2, mask=n_mask, other=0)
-        s0 = (sp & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True)
-        s1 = (sp >> 16).to(tl.int16).to(tl.float16, bitcast=True)
+        s0, s1 = _halves(sp, tl.float16)
         if SYM:
             z0 = tl.full(s0.shape, 1024 + (1 << (BITS - 1)), tl.float16)
             z1 = z0
@@ -556,8 +562,7 @@ def _small_m_part(c_rows, x_cols, x_pairs, k0, zf, n_mask, m_mask, K, row_bytes,
             pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :], other=0)
         else:
             pairs = tl.load(x_pairs + kb[:, None], mask=m_mask[None, :] & (kb[:, None] < K // 2), other=0)
-        xe = (pairs & 0xFFFF).to(tl.int16).to(dtype, bitcast=True)
-        xo = (pairs >> 16).to(tl.int16).to(dtype, bitcast=True)
+        xe, xo = _halves(pairs, dtype)
     else:
         xk = 2 * kb
         xe = tl.load(x_cols + xk[:, None], mask=m_mask[None, :] & (xk[:, None] < K), other=0.0)
@@ -700,8 +705,7 @@ def _gemv_kernel(
                     pairs = tl.load(x_pairs + kb)
                 else:
                     pairs = tl.load(x_pairs + kb, mask=kb < K // 2, other=0)
-                xe = (pairs & 0xFFFF).to(tl.int16).to(x_ptr.dtype.element_ty, bitcast=True)
-                xo = (pairs >> 16).to(tl.int16).to(x_ptr.dtype.element_ty, bitcast=True)
+                xe, xo = _halves(pairs, x_ptr.dtype.element_ty)
             else:
                 xe = tl.load(x_ptr + 2 * kb, mask=2 * kb < K, other=0.0)
                 xo = tl.load(x_ptr + 2 * kb + 1, mask=2 * kb + 1 < K, other=0.0)
