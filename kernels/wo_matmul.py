@@ -419,6 +419,12 @@ def _word_dot_ref(wd, xp, zf, s, BITS: tl.constexpr, dtype: tl.constexpr):
 
 
 @triton.jit
+def _sym_zero_term(shape: tl.constexpr, BITS: tl.constexpr):
+    """1024 + the symmetric formats' fixed zero-point 2^(BITS-1), in fp16 (nothing is loaded)."""
+    return tl.full(shape, 1024 + (1 << (BITS - 1)), tl.float16)
+
+
+@triton.jit
 def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn, stride_zg,
                 SYM: tl.constexpr = False, BITS: tl.constexpr = 4):
     """Scale [BN] and 1024 + zero-point [BN] (fp16) of the group holding input k (clamped to K - 1);
@@ -426,7 +432,7 @@ def _scale_zero(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn,
     g = tl.minimum(k, K - 1) // GROUP
     s = tl.load(s_ptr + offs_n * stride_sn + g, mask=n_mask, other=0.0)
     if SYM:
-        return s, tl.full(s.shape, 1024 + (1 << (BITS - 1)), tl.float16)
+        return s, _sym_zero_term(s.shape, BITS)
     z = tl.load(z_ptr + offs_n * stride_zn + g * stride_zg, mask=n_mask, other=0)
     return s, _code_to_fp16(z)
 
@@ -505,7 +511,7 @@ def _step_scales(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn
         sp = tl.load(s_ptr.to(tl.pointer_type(tl.int32)) + (offs_n * stride_sn + g) // 2, mask=n_mask, other=0)
         s0, s1 = _halves(sp, tl.float16)
         if SYM:
-            z0 = tl.full(s0.shape, 1024 + (1 << (BITS - 1)), tl.float16)
+            z0 = _sym_zero_term(s0.shape, BITS)
             z1 = z0
         else:
             zp = tl.load(z_ptr.to(tl.pointer_type(tl.int16)) + (offs_n * stride_zn + g) // 2, mask=n_mask, other=0)
@@ -642,7 +648,7 @@ def _splitk_finish(acc, y_ptrs, ws_ptrs, out_mask, b_ptr, offs_n, n_mask, lock_p
         arrived = tl.atomic_add(lock_ptr + pid_n, 1, sem="acq_rel", scope="gpu")
         if arrived == SPLIT_K - 1:
             total = tl.zeros(acc.shape, dtype=tl.float32)
-            for s_idx in range(0, SPLIT_K):
+            for s_idx in range(SPLIT_K):
                 total += tl.load(ws_ptrs + s_idx * M * N, mask=out_mask, other=0.0, cache_modifier=".cg")
             if HAS_BIAS:
                 total += tl.load(b_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)
@@ -747,7 +753,7 @@ def _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, s
     sz_mask = n_mask[:, None] & (offs_g[None, :] >= 0)
     s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :], mask=sz_mask, other=0.0)
     if SYM:
-        zf = tl.full(s.shape, 1024 + (1 << (BITS - 1)), tl.float16)
+        zf = _sym_zero_term(s.shape, BITS)
     else:
         zf = _code_to_fp16(tl.load(z_ptr + offs_n[:, None] * stride_zn + g[None, :], mask=sz_mask, other=0))
     return wd, s, zf
@@ -1408,12 +1414,12 @@ def wo_matmul_packed(
     group = fmt.effective_group(k)
     has_bias = bias is not None
     b = bias.contiguous() if has_bias else y  # any float dtype: read as fp32; y is a dummy pointer
-    common = dict(
-        M=m, N=n, K=k, GROUP=group,
-        stride_xm=x2.stride(0), stride_cn=codes.stride(0), stride_sn=scales.stride(0),
-        stride_zn=stride_zn, stride_zg=stride_zg, stride_ym=y.stride(0),
-        M_BUCKET=m_bucket(m), BITS=fmt.bits, HAS_BIAS=has_bias,
-    )
+    common = {
+        "M": m, "N": n, "K": k, "GROUP": group,
+        "stride_xm": x2.stride(0), "stride_cn": codes.stride(0), "stride_sn": scales.stride(0),
+        "stride_zn": stride_zn, "stride_zg": stride_zg, "stride_ym": y.stride(0),
+        "M_BUCKET": m_bucket(m), "BITS": fmt.bits, "HAS_BIAS": has_bias,
+    }
     dequant = config is None and m >= DEQUANT_MIN_M
     tune = config is None and not interpreting()
     if config is None and not tune:

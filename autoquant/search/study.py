@@ -55,7 +55,10 @@ _KIND = "kind"  # "search" (sampled) or "measurement" (a measured front plan)
 _STUDY_KEY = "autoquant_study"  # study user attr: what the study was made for
 _GROUPS_KEY = "autoquant_groups"  # study user attr: legend of the plan codes
 _SEEDED = "autoquant_seeded"
-_NSGA_GENERATION = optuna.samplers.NSGAIISampler._get_generation_key()  # trial system attr
+# The trial system attr NSGA-II groups its generations by. Optuna exposes its name only through
+# this private class method (stable through 5.x; pyproject pins optuna < 6, and
+# tests/search/test_study.py fails if resumed trials stop landing in generation 0).
+_NSGA_GENERATION = optuna.samplers.NSGAIISampler._get_generation_key()
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
