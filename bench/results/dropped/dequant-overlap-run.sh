@@ -1,6 +1,7 @@
 #!/bin/bash
 # M = 2048: dequantize + cuBLAS in one pass vs two row halves on two streams (same call)
-cd "$(dirname "$0")/.."
+# On a GPU, from a checkout with bench/results/dropped/dequant-overlap.diff applied; results go to $OUT.
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 export PYTHONPATH=$PWD
 timeout 150 python3 -m pytest -q -x -p no:cacheprovider tests/kernels -k "many_tokens or bf16" 2>&1 | tail -1
 for run in one two one2 two2; do

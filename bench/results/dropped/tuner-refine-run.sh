@@ -1,6 +1,7 @@
 #!/bin/bash
 # two-stage autotuner timer: GPU tests, then bench M = 1/4/16 with refinement off / on / on again
-cd "$(dirname "$0")/.."
+# On a GPU, from a checkout with bench/results/dropped/tuner-refine.diff applied; results go to $OUT.
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 export PYTHONPATH=$PWD
 timeout 150 python3 -m pytest -q -x -p no:cacheprovider tests/kernels 2>&1 | tail -2
 for run in off on on2; do
