@@ -37,21 +37,11 @@ from autoquant.hardware.measure import (  # noqa: E402
 )
 from autoquant.quant import dequantize, quantize  # noqa: E402
 from kernels import KernelConfig, wo_matmul  # noqa: E402
+from bench.bench_kernels_by_path import load as load_bench_kernels  # noqa: E402
 
 W = sys.modules["kernels.wo_matmul"]
 
-
-def _bench_kernels_module():
-    """bench/kernels.py by path (its name clashes with the `kernels` package): shapes and checks live there."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_kernels", ROOT / "bench" / "kernels.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_BENCH = _bench_kernels_module()
+_BENCH = load_bench_kernels()
 SHAPES, check_output = _BENCH.SHAPES, _BENCH.check_output
 
 

@@ -11,7 +11,8 @@ Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles 
   stream: the (row tile, K step) pairs of the layer are flattened and every program takes an
   equal contiguous share (stream-K), so all SMs stream until the end whatever the layer's
   shape; a tile split between programs is summed by the last of them to arrive (one launch,
-  deterministic, no memset). Codes are read as 32-bit words, each word through one packed-PTX
+  deterministic, no memset). On short rows the tuner may instead give each program whole row
+  tiles, so that none is split. Codes are read as 32-bit words, each word through one packed-PTX
   block (unpack, dequantize, multiply-add in half2, one fp32 out); with two token rows a word
   is unpacked once for both. `_gemv_kernel` is a split-K GEMV on bytes, for shapes that cannot
   be read as words (K not a multiple of 8, misaligned x).
@@ -821,7 +822,7 @@ def _gemv_words_kernel(
     BLOCK_K inputs is NG sub-blocks, each inside one scale group, so a row is read in long runs
     (NG x 64 bytes for int4-g128) while scales stay one load per sub-block. Needs K a multiple
     of the codes per word, 4-byte aligned code rows and 8-byte aligned x rows (x is read as int64
-    quads; the launcher checks). OCC (programs per SM) only sizes the grid."""
+    quads; the launcher checks). OCC (programs per SM, or whole row tiles a program) only sizes the grid."""
     CPW: tl.constexpr = 32 // BITS  # codes per word
     Q: tl.constexpr = CPW // 4  # x quads (int64) per word
     SUB: tl.constexpr = BLOCK_K // NG  # inputs per sub-block (divides the group size)
@@ -1134,16 +1135,31 @@ _ROWS_TILES = [
     (4, 512, 1, 4, 1), (4, 512, 1, 4, 2), (8, 256, 2, 2, 2), (4, 1024, 1, 8, 1),
 ]
 _OCCUPANCY = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # programs per SM (x warps: at most 64 warps)
+# M = 1 only: shares of 1, 2 or 4 whole row tiles (OCC = -1, -2, -4), so no tile is split between
+# programs and none pays the split-K finish (a release/acquire atomic and a read of the others'
+# partials). That finish weighs most where rows are short: on the H100, K = 4096 layers ran
+# 8B gate/up 15.5 -> 13.5 us (sym), 16.3 -> 14.7 (asym), k/v 4.7 -> 4.5, 5.0 -> 4.7; on K >= 8192
+# the tuner (timing single launches) picked them where graphs of back-to-back calls ran them
+# slower (70B q/o 15.0 -> 15.6 us), so they are offered up to this K only
+# (bench/results/kernel-variants-h100-whole-tiles.json).
+_WHOLE_TILES = (-1, -2, -4)
+WHOLE_TILES_MAX_K = 4096
 
 
-def _words_configs(tiles=None) -> list[triton.Config]:
+def _words_configs(tiles=None, occupancy=_OCCUPANCY) -> list[triton.Config]:
     return [
         triton.Config({"BLOCK_N": t[0], "BLOCK_K": t[1], "NG": t[3], "OCC": occ, "STAGES": t[4],
                        "EVICT": len(t) > 5 and t[5]}, num_warps=t[2], num_stages=1)
         for t in (tiles or _WORDS_TILES)
-        for occ in _OCCUPANCY
+        for occ in occupancy
         if occ * t[2] <= 64
     ]
+
+
+def stream_programs(n: int, block_n: int, occ: int, sms: int) -> int:
+    """Programs the decode stream asks for: OCC > 0 programs a SM; OCC = -j, one program a j whole
+    row tiles (no tile shared between programs, so no split-K finish) where j divides the tiles."""
+    return sms * occ if occ > 0 else triton.cdiv(triton.cdiv(n, block_n), -occ)
 
 
 def stream_parts(n: int, k: int, block_n: int, block_k: int, programs: int) -> tuple[int, int]:
@@ -1200,7 +1216,9 @@ def _prune_small(configs, named_args, **kwargs):
             rows = a.get("BLOCK_M", 1)
             if rows * bn * bk // (32 // bits) > 64 * 32 * c.num_warps:
                 continue  # fp32 accumulator: at most 64 registers a thread
-            if stream_parts(n, k, bn, bk, sms * c.kwargs["OCC"])[1] > MAX_SPLIT_K:
+            if c.kwargs["OCC"] < 0 and (k > WHOLE_TILES_MAX_K or triton.cdiv(n, bn) % -c.kwargs["OCC"]):
+                continue  # (shares are whole tiles only where j divides the tile count)
+            if stream_parts(n, k, bn, bk, stream_programs(n, bn, c.kwargs["OCC"], sms))[1] > MAX_SPLIT_K:
                 continue  # more partial sums per tile than the workspace holds
         elif c.kwargs["SPLIT_K"] > 1:
             sk = c.kwargs["SPLIT_K"]
@@ -1262,7 +1280,7 @@ _gemv_tuned = triton.autotune(
     do_bench=_bench, cache_results=True,
 )(_gemv_heur)
 _gemv_words_tuned = triton.autotune(
-    configs=_words_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
+    configs=_words_configs(occupancy=_OCCUPANCY + _WHOLE_TILES), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
     do_bench=_bench, cache_results=True,
 )(_gemv_words_heur)
 _gemv_rows_tuned = triton.autotune(
@@ -1441,7 +1459,8 @@ def wo_matmul_packed(
             sms = _num_sms()
             tuned = _gemv_words_tuned if m == 1 else _gemv_rows_tuned
             if tune:
-                tuned[lambda meta: (stream_parts(n, k, meta["BLOCK_N"], meta["BLOCK_K"], sms * meta["OCC"])[0],)](
+                tuned[lambda meta: (stream_parts(n, k, meta["BLOCK_N"], meta["BLOCK_K"],
+                                                 stream_programs(n, meta["BLOCK_N"], meta["OCC"], sms))[0],)](
                     *args, **common, BLOCK_M=m_bucket(m))
                 _LAST_CONFIG["decode"] = tuned.best_config
             else:

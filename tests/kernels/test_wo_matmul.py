@@ -123,10 +123,11 @@ def test_configs(fmt: str, m: int, config: KernelConfig) -> None:
     _check(QuantFormat.parse(fmt), m, n=70, k=384, dtype=torch.float16, bias=True, config=config)
 
 
-@pytest.mark.parametrize("ctas", [1, 2, 3, 7, 11, 24])
+@pytest.mark.parametrize("ctas", [1, 2, 3, 5, 7, 11, 24])
 def test_decode_stream_any_number_of_programs(ctas: int) -> None:
     # 70 rows in tiles of 16 (the last partial), 6 K steps: programs that cover several whole
-    # tiles, tiles shared by up to 4 programs, programs with nothing to do (24 > 5 tiles x 6 / 2)
+    # tiles, one whole tile each (5), tiles shared by up to 4 programs, programs with nothing to
+    # do (24 > 5 tiles x 6 / 2)
     cfg = KernelConfig(block_n=16, block_k=64, ctas=ctas, num_stages=1)
     _check(QuantFormat.parse("int4-g64-asym"), 1, n=70, k=384, dtype=torch.float16, bias=True, config=cfg)
 
@@ -143,6 +144,24 @@ def test_stream_parts() -> None:
     assert stream_parts(64, 384, 16, 64, 2) == (2, 1)
     # more programs than steps: only the steps' worth get work
     assert stream_parts(64, 384, 16, 64, 100)[0] == 24
+
+
+def test_whole_tile_shares() -> None:
+    from kernels.wo_matmul import WHOLE_TILES_MAX_K, _gemv_words_tuned, _prune_small, stream_parts, stream_programs
+
+    # OCC = -j: one program a j whole row tiles, so no tile is shared (70 rows = 5 tiles of 16)
+    assert stream_parts(70, 384, 16, 64, stream_programs(70, 16, -1, 132)) == (5, 1)
+    assert stream_parts(64, 384, 16, 64, stream_programs(64, 16, -2, 132)) == (2, 1)
+    assert stream_programs(70, 16, 4, 132) == 528  # OCC > 0: programs a SM
+    # the tuner is offered them only up to WHOLE_TILES_MAX_K inputs, and j only where it divides
+    # the tiles (5 tiles in 3 programs would share one)
+    def occ(n: int, k: int) -> set[int]:
+        cfgs = _prune_small(_gemv_words_tuned.configs, {"N": n, "K": k, "GROUP": 128, "BITS": 4})
+        return {c.kwargs["OCC"] for c in cfgs if c.kwargs["BLOCK_N"] == 16}
+
+    assert {-1, -2, -4} <= occ(14336, WHOLE_TILES_MAX_K)
+    assert min(occ(14336, 2 * WHOLE_TILES_MAX_K)) > 0
+    assert {-2, -4}.isdisjoint(occ(16 * 5, WHOLE_TILES_MAX_K)) and -1 in occ(16 * 5, WHOLE_TILES_MAX_K)
 
 
 def test_explicit_config_must_fit_the_groups() -> None:
