@@ -78,15 +78,15 @@ def launch_read(src: torch.Tensor, out: torch.Tensor, programs: int, block: int,
     return lambda: read_kernel[(programs,)](src, out, n, per, BLOCK=block, EVICT_FIRST=evict, num_warps=warps)
 
 
-def check_read(nbytes: int) -> None:
+def check_read(nbytes: int, sms: int) -> None:
     """The read kernel sums what it reads: checked against torch on an odd size before anything is timed."""
     n = nbytes // 4 + 13
     src = torch.randint(-1000, 1000, (n,), dtype=torch.int32, device="cuda")
-    out = torch.zeros(4096, dtype=torch.int32, device="cuda")
+    out = torch.zeros(sms * max(OCCUPANCY), dtype=torch.int32, device="cuda")
     for occ in OCCUPANCY:
         for block in BLOCKS:
             out.zero_()
-            launch_read(src, out, 132 * occ, block, 4, occ % 2 == 0)()
+            launch_read(src, out, sms * occ, block, 4, occ % 2 == 0)()
             if out.sum().item() != src.sum().item():
                 raise SystemExit(f"WRONG RESULT read kernel occ={occ} block={block}")
 
@@ -118,7 +118,7 @@ def main() -> None:
     sms = ident["sms"]
     bw = measure_bandwidth()
     print(f"{ident['name']}: copy bandwidth {bw / 1e12:.2f} TB/s (read+write)", flush=True)
-    check_read(3 * 2**20)
+    check_read(3 * 2**20, sms)
     formats = [QuantFormat.parse(f) for f in args.formats.split(",")]
     int4 = formats[0]
 

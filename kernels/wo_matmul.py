@@ -1280,8 +1280,8 @@ _gemv_tuned = triton.autotune(
     do_bench=_bench, cache_results=True,
 )(_gemv_heur)
 _gemv_words_tuned = triton.autotune(
-    configs=_words_configs(occupancy=_OCCUPANCY + _WHOLE_TILES), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
-    do_bench=_bench, cache_results=True,
+    configs=_words_configs(occupancy=_OCCUPANCY + _WHOLE_TILES), key=_SMALL_KEY,
+    prune_configs_by={"early_config_prune": _prune_small}, do_bench=_bench, cache_results=True,
 )(_gemv_words_heur)
 _gemv_rows_tuned = triton.autotune(
     configs=_words_configs(_ROWS_TILES), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
