@@ -31,7 +31,7 @@ from autoquant.hardware.measure import (  # noqa: E402
     gpu_identity, measure_bandwidth, measure_fp16_flops, time_in_graph, weight_clones, weight_copies,
 )
 from autoquant.quant import dequantize, quantize  # noqa: E402
-from kernels import wo_matmul  # noqa: E402
+from kernels import decode_pdl, wo_matmul  # noqa: E402
 from kernels.wo_matmul import tuned_config  # noqa: E402
 
 SHAPES = {  # role -> (out N, in K)
@@ -95,9 +95,13 @@ def report(path: str) -> None:
         cells = []
         for m in ms:
             row = [r for r in summ["rows"] if r["kernel"] == kernel and r["format"] == fmt and r["M"] == m]
-            cells.append(f"{row[0]['median_speedup']:.2f}x ({row[0]['median_frac_bw']:.2f} BW)" if row else "")
+            cell = f"{row[0]['median_speedup']:.2f}x ({row[0]['median_frac_bw']:.2f} BW)" if row else ""
+            if row and "median_speedup_no_pdl" in row[0]:
+                cell += f"; no PDL {row[0]['median_speedup_no_pdl']:.2f}x ({row[0]['median_frac_bw_no_pdl']:.2f})"
+            cells.append(cell)
         print(f"| {kernel} | {fmt} | " + " | ".join(cells) + " |")
-    print("\nPer shape, M = 1 (time, speedup vs fp16, fraction of measured bandwidth):\n")
+    print("\nPer shape, M = 1 (time, speedup vs fp16, fraction of measured bandwidth; in brackets the time "
+          "without PDL):\n")
     fmts = ["fp16", "int4-g128-sym", "int4-g128-asym", "int8-pc-sym", "int4-g128 (tinygemm, bf16)"]
     print("| model | layer | N x K | " + " | ".join(fmts) + " |")
     print("|---|---|---|" + "---:|" * len(fmts))
@@ -105,7 +109,8 @@ def report(path: str) -> None:
         cells = []
         for f in fmts:
             r = [r for r in recs if r["model"] == model and r["role"] == role and r["format"] == f and r["M"] == 1]
-            cells.append(f"{r[0]['ms'] * 1e3:.1f} us, {r[0]['speedup']:.2f}x, {r[0]['frac_bw']:.2f}" if r else "")
+            no_pdl = f" [{r[0]['no_pdl_ms'] * 1e3:.1f}]" if r and "no_pdl_ms" in r[0] else ""
+            cells.append(f"{r[0]['ms'] * 1e3:.1f} us{no_pdl}, {r[0]['speedup']:.2f}x, {r[0]['frac_bw']:.2f}" if r else "")
         print(f"| {model} | {role} | {n} x {k} | " + " | ".join(cells) + " |")
 
 
@@ -156,19 +161,32 @@ def main() -> None:
                     record("torch-int4", "int4-g128 (tinygemm, bf16)", m, secs,
                            QuantFormat.parse("int4-g128-asym").storage_bytes(n, k) + act(m))
                 del int4_w
+            quant = {}
             for fmt in formats:
                 qw = quantize(w16, fmt)
-                w_ref = dequantize(qw, torch.float32)
-                qws = weight_clones(qw, weight_copies(fmt.storage_bytes(n, k)))
-                for m in ms:
+                quant[fmt] = (qw, dequantize(qw, torch.float32), weight_clones(qw, weight_copies(fmt.storage_bytes(n, k))))
+            # token counts outermost: every format's M = 1 runs before the large-M GEMMs, whose
+            # power draw slowed the decode calls timed right after them (seen on the H100)
+            for m in ms:
+                for fmt in formats:
+                    qw, w_ref, qws = quant[fmt]
                     x = xs[m]
                     y = wo_matmul(x, qw)  # autotunes this (shape, format, M) on first use
                     cfg = tuned_config(m)
                     rel = check_output(y, x, w_ref, f"{fmt} {model} {role} M={m}")
                     secs = bench(lambda q, x=x: (lambda: wo_matmul(x, q)), qws)
-                    record("autoquant", str(fmt), m, secs, fmt.storage_bytes(n, k) + act(m), rel_err=rel,
-                           config=str(cfg) if cfg is not None else None)
-                del qw, w_ref, qws
+                    nbytes = fmt.storage_bytes(n, k) + act(m)
+                    extra = {}
+                    if m == 1:  # the decode kernel chains with PDL in the graph; also time it without,
+                        times = {True: [secs], False: []}  # alternating, two of each
+                        for pdl in (False, True, False):
+                            with decode_pdl(pdl):
+                                times[pdl].append(bench(lambda q, x=x: (lambda: wo_matmul(x, q)), qws))
+                        secs, s0 = statistics.mean(times[True]), statistics.mean(times[False])
+                        extra = {"no_pdl_ms": s0 * 1e3, "no_pdl_speedup": fp16_s[m] / s0, "no_pdl_frac_bw": nbytes / s0 / bw}
+                    record("autoquant", str(fmt), m, secs, nbytes, rel_err=rel,
+                           config=str(cfg) if cfg is not None else None, **extra)
+            del quant
             print(f"{model} {role} {n}x{k} done ({time.time() - t_start:.0f}s)", flush=True)
             del w16, xs
             torch.cuda.empty_cache()
@@ -184,14 +202,19 @@ def write(out_dir: str, ident: dict, bw: float, flops: float, t_start: float, no
     payload = {"gpu": ident, "bandwidth": bw, "fp16_flops": flops, "seconds": time.time() - t_start,
                "method": "per call in a CUDA graph over weight copies totalling >= 256 MB (DRAM-cold weights, "
                          "no launch overhead), median of 7 replays; fp16 activations (torch int4: bf16, its "
-                         "only dtype); bytes = weight storage + x + y",
+                         "only dtype); bytes = weight storage + x + y. The decode word kernel (M <= 2, with at least "
+                         "3 programs a SM) launches with programmatic dependent launch in the graph: each call "
+                         "overlaps the previous one's tail, as consecutive quantized layers do in a captured decode "
+                         "step (cuBLAS runs without it); M = 1: mean of two graphs with PDL and two without "
+                         "(no_pdl_* fields), alternating; all formats' M = 1 before any larger M of a shape",
                "notes": notes, "summary": summary, "records": records}
     (out / f"kernels-{slug}.json").write_text(json.dumps(payload, indent=1) + "\n")
     return summary
 
 
 def _median(records, kernel, fmt_prefix, m, key):
-    vals = [r[key] for r in records if r["kernel"] == kernel and r["format"].startswith(fmt_prefix) and r["M"] == m]
+    vals = [r[key] for r in records
+            if r["kernel"] == kernel and r["format"].startswith(fmt_prefix) and r["M"] == m and key in r]
     return statistics.median(vals) if vals else None
 
 
@@ -203,15 +226,23 @@ def summarize(records) -> dict:
             sp = _median(records, kernel, fmt, m, "speedup")
             if sp is None:
                 continue
-            rows.append({"kernel": kernel, "format": fmt, "M": m, "median_speedup": sp,
-                         "median_frac_bw": _median(records, kernel, fmt, m, "frac_bw"),
-                         "median_ms": _median(records, kernel, fmt, m, "ms")})
+            row = {"kernel": kernel, "format": fmt, "M": m, "median_speedup": sp,
+                   "median_frac_bw": _median(records, kernel, fmt, m, "frac_bw"),
+                   "median_ms": _median(records, kernel, fmt, m, "ms")}
+            if _median(records, kernel, fmt, m, "no_pdl_speedup") is not None:
+                row["median_speedup_no_pdl"] = _median(records, kernel, fmt, m, "no_pdl_speedup")
+                row["median_frac_bw_no_pdl"] = _median(records, kernel, fmt, m, "no_pdl_frac_bw")
+            rows.append(row)
     targets = []
     for fmt, m, what, thr in TARGETS:
         for f in sorted({r["format"] for r in records if r["kernel"] == "autoquant" and r["format"].startswith(fmt)}):
             v = _median(records, "autoquant", f, m, "speedup" if what == "speedup" else "frac_bw")
             if v is not None:
-                targets.append({"format": f, "M": m, "metric": what, "target": thr, "value": v, "met": v >= thr})
+                t = {"format": f, "M": m, "metric": what, "target": thr, "value": v, "met": v >= thr}
+                v0 = _median(records, "autoquant", f, m, "no_pdl_" + ("speedup" if what == "speedup" else "frac_bw"))
+                if v0 is not None:
+                    t.update(value_no_pdl=v0, met_no_pdl=v0 >= thr)
+                targets.append(t)
     vs_int4 = []
     for m in (1, 4, 16):
         for f in sorted({r["format"] for r in records if r["kernel"] == "autoquant" and r["format"].startswith("int4-g128")}):
@@ -231,7 +262,9 @@ def print_summary(summary: dict) -> None:
         print(f"| {r['kernel']} | {r['format']} | {r['M']} | {r['median_speedup']:.2f}x | {r['median_frac_bw']:.2f} | {r['median_ms']:.4f} |")
     print("\ntargets:")
     for t in summary["targets"]:
-        print(f"  {t['format']:>16} M={t['M']:<5} {t['metric']:>8} {t['value']:.2f} (target {t['target']}) {'MET' if t['met'] else 'MISSED'}")
+        no_pdl = f"; without PDL {t['value_no_pdl']:.2f} {'MET' if t['met_no_pdl'] else 'MISSED'}" if "value_no_pdl" in t else ""
+        print(f"  {t['format']:>16} M={t['M']:<5} {t['metric']:>8} {t['value']:.2f} (target {t['target']}) "
+              f"{'MET' if t['met'] else 'MISSED'}{no_pdl}")
     for t in summary["vs_torch_int4"]:
         print(f"  {t['format']:>16} M={t['M']:<5} vs torch int4 {t['median_speedup_vs_torch_int4']:.2f}x {'MET' if t['met'] else 'MISSED'}")
 

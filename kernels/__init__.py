@@ -7,6 +7,12 @@
 """
 
 from kernels.quant_linear import QuantLinear, reference_matmul
-from kernels.wo_matmul import SMALL_M_MAX, KernelConfig, wo_matmul, wo_matmul_packed
+from kernels.wo_matmul import (
+    SMALL_M_MAX,
+    KernelConfig,
+    decode_pdl,
+    wo_matmul,
+    wo_matmul_packed,
+)
 
-__all__ = ["QuantLinear", "reference_matmul", "wo_matmul", "wo_matmul_packed", "KernelConfig", "SMALL_M_MAX"]
+__all__ = ["SMALL_M_MAX", "KernelConfig", "QuantLinear", "decode_pdl", "reference_matmul", "wo_matmul", "wo_matmul_packed"]

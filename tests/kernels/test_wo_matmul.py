@@ -6,6 +6,8 @@ the kernel never writes fails the check. Runs under the interpreter on the CPU (
 
 from __future__ import annotations
 
+import importlib
+
 import kernel_env  # noqa: F401  (interpreter setup before `kernels` is imported)
 import pytest
 import torch
@@ -229,3 +231,83 @@ def test_pruning_keeps_blocks_inside_groups() -> None:
     assert any(c.kwargs["SPLIT_K"] > 1 for c in narrow)
     large = _prune_large(_large_configs(), dict(args, GROUP=64, M=2048))
     assert large and all(64 % c.kwargs["BLOCK_K"] == 0 for c in large)
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
+                    reason="programmatic dependent launch: CUDA graphs on sm_90+")
+@pytest.mark.parametrize("fmt,m", [("int4-g128-sym", 1), ("int4-g128-asym", 1), ("int8-pc-sym", 1),
+                                   ("int4-g128-sym", 2), ("int4-g128-asym", 2)])
+@pytest.mark.parametrize("many", [True, False])
+def test_decode_chain_in_a_graph_with_dependent_launch(fmt: str, m: int, many: bool) -> None:
+    # Captured back to back, each decode call with enough programs launches with PDL and loads
+    # its first weights before the previous call ends; every call must still read its x only
+    # after that call wrote it, and write all of its output. Chained: call i reads call i-1's
+    # output. With few programs a SM (many=False) the launches must not use PDL.
+    wm = importlib.import_module("kernels.wo_matmul")  # the module (the package exports the function)
+    f, n, k = QuantFormat.parse(fmt), 1024, 1024
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    ctas = (wm.PDL_MIN_PROGRAMS_PER_SM + 1) * sms if many else sms
+    config = KernelConfig(block_n=4, block_k=256, num_warps=1, num_stages=1, groups_per_step=2, ctas=ctas)
+    qws = [quantize(_rand(n, k) * 0.05, f).to(DEVICE) for _ in range(4)]
+    xs = [_rand(m, k, dtype=torch.float16).to(DEVICE)] + [
+        torch.empty(m, n, dtype=torch.float16, device=DEVICE) for _ in qws]
+    for qw, x, y in zip(qws, xs, xs[1:]):  # eagerly first: compiles the PDL variant
+        wo_matmul(x, qw, config=config, out=y)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
+        for qw, x, y in zip(qws, xs, xs[1:]):
+            wo_matmul(x, qw, config=config, out=y)
+        used = wm._LAST_CONFIG["decode_pdl"]
+    assert used == many
+    for y in xs[1:]:
+        y.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    x = xs[0].double().cpu()
+    for i, (qw, y) in enumerate(zip(qws, xs[1:])):
+        ref = x @ dequantize(qw.to("cpu"), torch.float64).t()
+        got = y.double().cpu()
+        assert not got.isnan().any(), f"call {i}: outputs never written"
+        rel = ((got - ref).norm() / ref.norm()).item()
+        assert rel < 4e-3, f"call {i}: relative error {rel:.2e}"
+        x = got.half().double()  # the next call's input is what this one wrote
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
+                    reason="programmatic dependent launch: CUDA graphs on sm_90+")
+def test_decode_tuned_launch_in_a_graph() -> None:
+    # The autotuned path: PDL in capture follows the eager launch's tuned config, whose PDL
+    # variant that launch compiled (nothing may compile while a stream captures).
+    f, n, k = QuantFormat.parse("int4-g128-sym"), 4096, 4096
+    qw = quantize(_rand(n, k) * 0.05, f).to(DEVICE)
+    x = _rand(1, k, dtype=torch.float16).to(DEVICE)
+    y = torch.empty(1, n, dtype=torch.float16, device=DEVICE)
+    wo_matmul(x, qw, out=y)
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
+        wo_matmul(x, qw, out=y)
+        wo_matmul(x, qw, out=y)
+    y.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
+    rel = ((y.double().cpu() - ref).norm() / ref.norm()).item()
+    assert rel < 4e-3
+
+
+def test_decode_pdl_switch_restores_and_never_applies_off_a_gpu() -> None:
+    from kernels import decode_pdl
+
+    wm = importlib.import_module("kernels.wo_matmul")
+    before = wm.DECODE_PDL
+    with decode_pdl(not before):
+        assert wm.DECODE_PDL is (not before)
+    assert wm.DECODE_PDL is before
+    with pytest.raises(RuntimeError), decode_pdl(False):
+        raise RuntimeError("restored on errors too")
+    assert wm.DECODE_PDL is before
+    assert not wm._use_pdl(torch.zeros(1, 8, dtype=torch.float16))  # a CPU tensor: never
