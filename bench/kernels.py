@@ -174,14 +174,15 @@ def main() -> None:
                     y = wo_matmul(x, qw)  # autotunes this (shape, format, M) on first use
                     cfg = tuned_config(m)
                     rel = check_output(y, x, w_ref, f"{fmt} {model} {role} M={m}")
-                    secs = bench(lambda q, x=x: (lambda: wo_matmul(x, q)), qws)
+                    call = lambda q, x=x: (lambda: wo_matmul(x, q))
+                    secs = bench(call, qws)
                     nbytes = fmt.storage_bytes(n, k) + act(m)
                     extra = {}
                     if m == 1:  # the decode kernel chains with PDL in the graph; also time it without,
                         times = {True: [secs], False: []}  # alternating, two of each
                         for pdl in (False, True, False):
                             with decode_pdl(pdl):
-                                times[pdl].append(bench(lambda q, x=x: (lambda: wo_matmul(x, q)), qws))
+                                times[pdl].append(bench(call, qws))
                         secs, s0 = statistics.mean(times[True]), statistics.mean(times[False])
                         extra = {"no_pdl_ms": s0 * 1e3, "no_pdl_speedup": fp16_s[m] / s0, "no_pdl_frac_bw": nbytes / s0 / bw}
                     record("autoquant", str(fmt), m, secs, nbytes, rel_err=rel,

@@ -1359,12 +1359,8 @@ def decode_pdl(enabled: bool) -> Iterator[None]:
 
 
 def _pdl_capable(x: torch.Tensor) -> bool:
+    """Whether decode launches on x's device may use PDL (in capture, with enough programs)."""
     return DECODE_PDL and x.is_cuda and not interpreting() and torch.cuda.get_device_capability(x.device)[0] >= 9
-
-
-def _use_pdl(x: torch.Tensor) -> bool:
-    """Whether a decode launch now may use PDL (its config must also have enough programs)."""
-    return _pdl_capable(x) and torch.cuda.is_current_stream_capturing()
 
 
 def _warm_pdl(sig: tuple, launch: dict, args: tuple, common: dict) -> None:
@@ -1517,8 +1513,10 @@ def wo_matmul_packed(
         if words:
             sms = _num_sms()
             tuned = _gemv_words_tuned if m == 1 else _gemv_rows_tuned
-            capturing = _pdl_capable(x2) and torch.cuda.is_current_stream_capturing()
-            sig = (tuple((a.dtype, a.data_ptr() % 16) for a in args), tuple(sorted(common.items())))
+            capable = _pdl_capable(x2)
+            capturing = capable and torch.cuda.is_current_stream_capturing()
+            # (only where PDL can apply: this is Python on every decode call)
+            sig = (tuple((a.dtype, a.data_ptr() % 16) for a in args), tuple(sorted(common.items()))) if capable else None
             if tune:
                 pdl = capturing and _PDL_CHAIN.get(sig, False)  # decided at the eager launch (below)
                 tuned[lambda meta: (stream_parts(n, k, meta["BLOCK_N"], meta["BLOCK_K"],
@@ -1529,6 +1527,7 @@ def wo_matmul_packed(
                 launch = {"BLOCK_M": m_bucket(m), **best.all_kwargs()}
                 programs = stream_parts(n, k, best.kwargs["BLOCK_N"], best.kwargs["BLOCK_K"],
                                         stream_programs(n, best.kwargs["BLOCK_N"], best.kwargs["OCC"], sms))[0]
+                chain = programs >= PDL_MIN_PROGRAMS_PER_SM * sms
             else:
                 # an explicit config's split_k sets the programs per row tile (or `ctas` the total)
                 want = config.ctas or triton.cdiv(n, config.block_n) * config.split_k
@@ -1538,11 +1537,11 @@ def wo_matmul_packed(
                 launch = {"OCC": 0, "BLOCK_M": m_bucket(m), "NG": config.groups_per_step,
                           "STAGES": min(config.num_stages, 2), "BLOCK_N": config.block_n, "BLOCK_K": config.block_k,
                           "num_warps": config.num_warps, "num_stages": 1}
-                pdl = capturing and programs >= PDL_MIN_PROGRAMS_PER_SM * sms
+                chain = programs >= PDL_MIN_PROGRAMS_PER_SM * sms
+                pdl = capturing and chain
                 _gemv_words_heur[(programs,)](*args, **common, **launch, PDL=pdl, launch_pdl=pdl)
             _LAST_CONFIG["decode_pdl"] = pdl
-            if not capturing and _pdl_capable(x2):
-                chain = programs >= PDL_MIN_PROGRAMS_PER_SM * sms
+            if capable and not capturing:
                 if tune:
                     _PDL_CHAIN[sig] = chain
                 if chain:

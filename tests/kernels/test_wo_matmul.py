@@ -233,6 +233,16 @@ def test_pruning_keeps_blocks_inside_groups() -> None:
     assert large and all(64 % c.kwargs["BLOCK_K"] == 0 for c in large)
 
 
+def _captured(calls) -> torch.cuda.CUDAGraph:
+    """`calls()` captured in a CUDA graph on a side stream (not run)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
+        calls()
+    return graph
+
+
 @pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
                     reason="programmatic dependent launch: CUDA graphs on sm_90+")
 @pytest.mark.parametrize("fmt,m", [("int4-g128-sym", 1), ("int4-g128-asym", 1), ("int8-pc-sym", 1),
@@ -251,16 +261,13 @@ def test_decode_chain_in_a_graph_with_dependent_launch(fmt: str, m: int, many: b
     qws = [quantize(_rand(n, k) * 0.05, f).to(DEVICE) for _ in range(4)]
     xs = [_rand(m, k, dtype=torch.float16).to(DEVICE)] + [
         torch.empty(m, n, dtype=torch.float16, device=DEVICE) for _ in qws]
-    for qw, x, y in zip(qws, xs, xs[1:]):  # eagerly first: compiles the PDL variant
-        wo_matmul(x, qw, config=config, out=y)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
+    def chain() -> None:
         for qw, x, y in zip(qws, xs, xs[1:]):
             wo_matmul(x, qw, config=config, out=y)
-        used = wm._LAST_CONFIG["decode_pdl"]
-    assert used == many
+
+    chain()  # eagerly first: compiles the PDL variant
+    graph = _captured(chain)
+    assert wm._LAST_CONFIG["decode_pdl"] == many
     for y in xs[1:]:
         y.fill_(float("nan"))
     graph.replay()
@@ -285,12 +292,7 @@ def test_decode_tuned_launch_in_a_graph() -> None:
     x = _rand(1, k, dtype=torch.float16).to(DEVICE)
     y = torch.empty(1, n, dtype=torch.float16, device=DEVICE)
     wo_matmul(x, qw, out=y)
-    graph = torch.cuda.CUDAGraph()
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream), torch.cuda.graph(graph, stream=stream):
-        wo_matmul(x, qw, out=y)
-        wo_matmul(x, qw, out=y)
+    graph = _captured(lambda: (wo_matmul(x, qw, out=y), wo_matmul(x, qw, out=y)))
     y.fill_(float("nan"))
     graph.replay()
     torch.cuda.synchronize()
@@ -310,4 +312,4 @@ def test_decode_pdl_switch_restores_and_never_applies_off_a_gpu() -> None:
     with pytest.raises(RuntimeError), decode_pdl(False):
         raise RuntimeError("restored on errors too")
     assert wm.DECODE_PDL is before
-    assert not wm._use_pdl(torch.zeros(1, 8, dtype=torch.float16))  # a CPU tensor: never
+    assert not wm._pdl_capable(torch.zeros(1, 8, dtype=torch.float16))  # a CPU tensor: never
