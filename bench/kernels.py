@@ -32,7 +32,7 @@ from autoquant.hardware.measure import (  # noqa: E402
 )
 from autoquant.quant import dequantize, quantize  # noqa: E402
 from kernels import decode_pdl, wo_matmul  # noqa: E402
-from kernels.wo_matmul import tuned_config  # noqa: E402
+from kernels.wo_matmul import SMALL_M_MAX, last_decode_pdl, tuned_config  # noqa: E402
 
 SHAPES = {  # role -> (out N, in K)
     "llama-3-8b": {"q/o": (4096, 4096), "k/v": (1024, 4096), "gate/up": (14336, 4096), "down": (4096, 14336),
@@ -100,18 +100,21 @@ def report(path: str) -> None:
                 cell += f"; no PDL {row[0]['median_speedup_no_pdl']:.2f}x ({row[0]['median_frac_bw_no_pdl']:.2f})"
             cells.append(cell)
         print(f"| {kernel} | {fmt} | " + " | ".join(cells) + " |")
-    print("\nPer shape, M = 1 (time, speedup vs fp16, fraction of measured bandwidth; in brackets the time "
-          "without PDL):\n")
     fmts = ["fp16", "int4-g128-sym", "int4-g128-asym", "int8-pc-sym", "int4-g128 (tinygemm, bf16)"]
-    print("| model | layer | N x K | " + " | ".join(fmts) + " |")
-    print("|---|---|---|" + "---:|" * len(fmts))
-    for model, role, n, k in dict.fromkeys((r["model"], r["role"], r["N"], r["K"]) for r in recs):
-        cells = []
-        for f in fmts:
-            r = [r for r in recs if r["model"] == model and r["role"] == role and r["format"] == f and r["M"] == 1]
-            no_pdl = f" [{r[0]['no_pdl_ms'] * 1e3:.1f}]" if r and "no_pdl_ms" in r[0] else ""
-            cells.append(f"{r[0]['ms'] * 1e3:.1f} us{no_pdl}, {r[0]['speedup']:.2f}x, {r[0]['frac_bw']:.2f}" if r else "")
-        print(f"| {model} | {role} | {n} x {k} | " + " | ".join(cells) + " |")
+    for m in (1, 16):
+        print(f"\nPer shape, M = {m} (time, speedup vs fp16, fraction of measured bandwidth; in brackets the "
+              "time without PDL" + ("; * launched with PDL" if m > 1 else "") + "):\n")
+        print("| model | layer | N x K | " + " | ".join(fmts) + " |")
+        print("|---|---|---|" + "---:|" * len(fmts))
+        for model, role, n, k in dict.fromkeys((r["model"], r["role"], r["N"], r["K"]) for r in recs):
+            cells = []
+            for f in fmts:
+                r = [r for r in recs if r["model"] == model and r["role"] == role and r["format"] == f and r["M"] == m]
+                no_pdl = f" [{r[0]['no_pdl_ms'] * 1e3:.1f}]" if r and "no_pdl_ms" in r[0] else ""
+                star = "*" if r and m > 1 and r[0].get("pdl") else ""
+                cells.append(f"{r[0]['ms'] * 1e3:.1f} us{star}{no_pdl}, {r[0]['speedup']:.2f}x, {r[0]['frac_bw']:.2f}"
+                             if r else "")
+            print(f"| {model} | {role} | {n} x {k} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -172,19 +175,19 @@ def main() -> None:
                     qw, w_ref, qws = quant[fmt]
                     x = xs[m]
                     y = wo_matmul(x, qw)  # autotunes this (shape, format, M) on first use
-                    cfg = tuned_config(m)
                     rel = check_output(y, x, w_ref, f"{fmt} {model} {role} M={m}")
                     call = lambda q, x=x: (lambda: wo_matmul(x, q))
                     secs = bench(call, qws)
+                    cfg, pdl_used = tuned_config(m), last_decode_pdl()  # as launched in the graph
                     nbytes = fmt.storage_bytes(n, k) + act(m)
-                    extra = {}
-                    if m == 1:  # the decode kernel chains with PDL in the graph; also time it without,
-                        times = {True: [secs], False: []}  # alternating, two of each
+                    extra = {"pdl": pdl_used} if m <= SMALL_M_MAX else {}
+                    if m <= SMALL_M_MAX:  # decode kernels chain with PDL in the graph; also time them without
+                        times = {True: [secs], False: []}  # (alternating, two of each)
                         for pdl in (False, True, False):
                             with decode_pdl(pdl):
                                 times[pdl].append(bench(call, qws))
                         secs, s0 = statistics.mean(times[True]), statistics.mean(times[False])
-                        extra = {"no_pdl_ms": s0 * 1e3, "no_pdl_speedup": fp16_s[m] / s0, "no_pdl_frac_bw": nbytes / s0 / bw}
+                        extra.update(no_pdl_ms=s0 * 1e3, no_pdl_speedup=fp16_s[m] / s0, no_pdl_frac_bw=nbytes / s0 / bw)
                     record("autoquant", str(fmt), m, secs, nbytes, rel_err=rel,
                            config=str(cfg) if cfg is not None else None, **extra)
             del quant
@@ -206,8 +209,10 @@ def write(out_dir: str, ident: dict, bw: float, flops: float, t_start: float, no
                          "only dtype); bytes = weight storage + x + y. The decode word kernel (M <= 2, with at least "
                          "3 programs a SM) launches with programmatic dependent launch in the graph: each call "
                          "overlaps the previous one's tail, as consecutive quantized layers do in a captured decode "
-                         "step (cuBLAS runs without it); M = 1: mean of two graphs with PDL and two without "
-                         "(no_pdl_* fields), alternating; all formats' M = 1 before any larger M of a shape",
+                         "step (cuBLAS runs without it); the tl.dot kernel (2 < M <= 16) with the config and PDL "
+                         "setting its eager launch timed fastest in a graph among the tuner's best (`pdl` field); "
+                         "M <= 16: mean of two graphs with PDL and two without (no_pdl_* fields: the tuner's "
+                         "config, no PDL), alternating; all formats' M = 1 before any larger M of a shape",
                "notes": notes, "summary": summary, "records": records}
     (out / f"kernels-{slug}.json").write_text(json.dumps(payload, indent=1) + "\n")
     return summary

@@ -233,6 +233,23 @@ def test_pruning_keeps_blocks_inside_groups() -> None:
     assert large and all(64 % c.kwargs["BLOCK_K"] == 0 for c in large)
 
 
+def _replay_checked(graph: torch.cuda.CUDAGraph, qws, xs) -> None:
+    """Replay a captured chain into NaN-poisoned outputs and check each against float64, the
+    next call's input being what this one wrote."""
+    for y in xs[1:]:
+        y.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    x = xs[0].double().cpu()
+    for i, (qw, y) in enumerate(zip(qws, xs[1:])):
+        ref = x @ dequantize(qw.to("cpu"), torch.float64).t()
+        got = y.double().cpu()
+        assert not got.isnan().any(), f"call {i}: outputs never written"
+        rel = ((got - ref).norm() / ref.norm()).item()
+        assert rel < 4e-3, f"call {i}: relative error {rel:.2e}"
+        x = got.half().double()
+
+
 def _captured(calls) -> torch.cuda.CUDAGraph:
     """`calls()` captured in a CUDA graph on a side stream (not run)."""
     stream = torch.cuda.Stream()
@@ -268,18 +285,7 @@ def test_decode_chain_in_a_graph_with_dependent_launch(fmt: str, m: int, many: b
     chain()  # eagerly first: compiles the PDL variant
     graph = _captured(chain)
     assert wm._LAST_CONFIG["decode_pdl"] == many
-    for y in xs[1:]:
-        y.fill_(float("nan"))
-    graph.replay()
-    torch.cuda.synchronize()
-    x = xs[0].double().cpu()
-    for i, (qw, y) in enumerate(zip(qws, xs[1:])):
-        ref = x @ dequantize(qw.to("cpu"), torch.float64).t()
-        got = y.double().cpu()
-        assert not got.isnan().any(), f"call {i}: outputs never written"
-        rel = ((got - ref).norm() / ref.norm()).item()
-        assert rel < 4e-3, f"call {i}: relative error {rel:.2e}"
-        x = got.half().double()  # the next call's input is what this one wrote
+    _replay_checked(graph, qws, xs)
 
 
 @pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
@@ -299,6 +305,66 @@ def test_decode_tuned_launch_in_a_graph() -> None:
     ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
     rel = ((y.double().cpu() - ref).norm() / ref.norm()).item()
     assert rel < 4e-3
+
+
+def _dot_chain(fmt: str, m: int, n: int):
+    """Four n x n weights and a chain of tuned calls, call i reading call i-1's output; returns
+    (qws, xs, chain)."""
+    k = n
+    f = QuantFormat.parse(fmt)
+    qws = [quantize(_rand(n, k) * 0.05, f).to(DEVICE) for _ in range(4)]
+    xs = [_rand(m, k, dtype=torch.float16).to(DEVICE)] + [
+        torch.empty(m, n, dtype=torch.float16, device=DEVICE) for _ in qws]
+
+    def chain() -> None:
+        for qw, x, y in zip(qws, xs, xs[1:]):
+            wo_matmul(x, qw, out=y)
+    return qws, xs, chain
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
+                    reason="programmatic dependent launch: CUDA graphs on sm_90+")
+@pytest.mark.parametrize("fmt", ["int4-g128-sym", "int4-g128-asym", "int8-pc-sym"])
+@pytest.mark.parametrize("pdl", [True, False])
+def test_dot_chain_in_a_graph_follows_the_graph_pick(fmt: str, pdl: bool, monkeypatch) -> None:
+    # 2 < M <= 16: the eager launch picks config and PDL by timing in a graph (graph_pick); the
+    # pick is forced here so both kernels run: with PDL each call may start before the previous
+    # one ends, yet must read x only after it was written, and write every output.
+    from kernels import graph_pick
+
+    wm = importlib.import_module("kernels.wo_matmul")
+    monkeypatch.setattr(wm, "_DOT_PICK", {})
+    picks = []
+
+    def forced(key_parts, configs, pdl_ok, launch, weight):
+        picks.append(configs)
+        return {"config": graph_pick.config_record(configs[-1]), "pdl": pdl, "timed": []}
+
+    monkeypatch.setattr(graph_pick, "pick", forced)
+    qws, xs, chain = _dot_chain(fmt, 16, 2048)
+    chain()
+    assert len(picks) == 1 and len(wm._DOT_PICK) == 1  # one problem: picked once
+    graph = _captured(chain)
+    assert wm._LAST_CONFIG["decode_pdl"] is pdl
+    assert str(wm._LAST_CONFIG["decode"]) == str(picks[0][-1])
+    _replay_checked(graph, qws, xs)
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
+                    reason="programmatic dependent launch: CUDA graphs on sm_90+")
+def test_dot_graph_pick_times_and_caches(monkeypatch) -> None:
+    # The real pick: it times the tuner's best few with and without PDL and keeps the fastest;
+    # a second process (an emptied memory cache) reads the same choice from disk.
+    wm = importlib.import_module("kernels.wo_matmul")
+    monkeypatch.setattr(wm, "_DOT_PICK", {})
+    qws, xs, chain = _dot_chain("int4-g128-asym", 8, 4096)
+    chain()
+    (config, pdl), = wm._DOT_PICK.values()
+    monkeypatch.setattr(wm, "_DOT_PICK", {})
+    chain()
+    assert [(str(c), p) for c, p in wm._DOT_PICK.values()] == [(str(config), pdl)]
+    graph = _captured(chain)
+    _replay_checked(graph, qws, xs)
 
 
 def test_decode_pdl_switch_restores_and_never_applies_off_a_gpu() -> None:
