@@ -180,8 +180,9 @@ def main() -> None:
                     secs = bench(call, qws)
                     cfg, pdl_used = tuned_config(m), last_decode_pdl()  # as launched in the graph
                     nbytes = fmt.storage_bytes(n, k) + act(m)
-                    extra = {"pdl": pdl_used} if m <= SMALL_M_MAX else {}
+                    extra = {}
                     if m <= SMALL_M_MAX:  # decode kernels chain with PDL in the graph; also time them without
+                        extra["pdl"] = pdl_used
                         times = {True: [secs], False: []}  # (alternating, two of each)
                         for pdl in (False, True, False):
                             with decode_pdl(pdl):
@@ -235,17 +236,19 @@ def summarize(records) -> dict:
             row = {"kernel": kernel, "format": fmt, "M": m, "median_speedup": sp,
                    "median_frac_bw": _median(records, kernel, fmt, m, "frac_bw"),
                    "median_ms": _median(records, kernel, fmt, m, "ms")}
-            if _median(records, kernel, fmt, m, "no_pdl_speedup") is not None:
-                row["median_speedup_no_pdl"] = _median(records, kernel, fmt, m, "no_pdl_speedup")
+            sp0 = _median(records, kernel, fmt, m, "no_pdl_speedup")
+            if sp0 is not None:
+                row["median_speedup_no_pdl"] = sp0
                 row["median_frac_bw_no_pdl"] = _median(records, kernel, fmt, m, "no_pdl_frac_bw")
             rows.append(row)
     targets = []
     for fmt, m, what, thr in TARGETS:
         for f in sorted({r["format"] for r in records if r["kernel"] == "autoquant" and r["format"].startswith(fmt)}):
-            v = _median(records, "autoquant", f, m, "speedup" if what == "speedup" else "frac_bw")
+            key = "speedup" if what == "speedup" else "frac_bw"
+            v = _median(records, "autoquant", f, m, key)
             if v is not None:
                 t = {"format": f, "M": m, "metric": what, "target": thr, "value": v, "met": v >= thr}
-                v0 = _median(records, "autoquant", f, m, "no_pdl_" + ("speedup" if what == "speedup" else "frac_bw"))
+                v0 = _median(records, "autoquant", f, m, "no_pdl_" + key)
                 if v0 is not None:
                     t.update(value_no_pdl=v0, met_no_pdl=v0 >= thr)
                 targets.append(t)

@@ -50,17 +50,17 @@ def _cache(key_parts: Sequence[str]):
     return get_cache_manager(hashlib.sha256("-".join(key_parts).encode()).hexdigest())
 
 
-def pick(key_parts: Sequence[str], configs: Sequence[triton.Config], pdl_ok: bool,
+def pick(key_parts: Sequence[str], configs: Sequence[triton.Config],
          launch: Callable[[triton.Config, bool, tuple], None], weight: Sequence[torch.Tensor]) -> dict:
     """{"config": record, "pdl": bool, "timed": [[record, pdl, us], ...]}: the fastest of `configs`
-    (x PDL on/off where `pdl_ok`) launched back to back in a CUDA graph, each launch by
+    (x PDL on/off) launched back to back in a CUDA graph, each launch by
     `launch(config, pdl, weight_tensors)` on its own copy of `weight` (codes, scales, zeros).
     `key_parts` name the problem and the tuner's pick."""
     from autoquant.hardware.measure import time_in_graph, weight_copies
 
     # keyed without `configs`: a later process whose tuner read its pick from disk (and may lack
     # the timings that chose these candidates) must find the same choice
-    cache = _cache(list(key_parts) + [str(pdl_ok)])
+    cache = _cache(key_parts)
     path = cache.get_file(_FILE)
     if path:
         with open(path) as f:
@@ -69,7 +69,7 @@ def pick(key_parts: Sequence[str], configs: Sequence[triton.Config], pdl_ok: boo
     copies = [tuple(weight)] + [tuple(t.clone() for t in weight) for _ in range(weight_copies(nbytes, 32) - 1)]
     timed = []
     for c in configs:
-        for pdl in (False, True) if pdl_ok else (False,):
+        for pdl in (False, True):
             calls = [lambda w=w, c=c, pdl=pdl: launch(c, pdl, w) for w in copies]
             us = time_in_graph(calls, target_s=0.004, replays=5) * 1e6
             timed.append([config_record(c), pdl, us])

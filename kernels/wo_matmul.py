@@ -1376,6 +1376,13 @@ def _pdl_capable(x: torch.Tensor) -> bool:
     return DECODE_PDL and x.is_cuda and not interpreting() and torch.cuda.get_device_capability(x.device)[0] >= 9
 
 
+def _launch_sig(args: tuple, common: dict) -> tuple:
+    """A decode launch's problem and its tensors' alignments (what its compiled variant depends on):
+    the key of the choices made at the eager launch for capture. Built only where PDL can apply,
+    as it is Python on every decode call."""
+    return tuple((a.dtype, a.data_ptr() % 16) for a in args), tuple(sorted(common.items()))
+
+
 def _warm_pdl(sig: tuple, launch: dict, args: tuple, common: dict) -> None:
     """Compile the PDL variant of an eager launch's kernel now: a graph capture must not compile
     (loading a module is not allowed while a stream captures)."""
@@ -1396,7 +1403,7 @@ def _pick_dot(sig: tuple, tuned, fresh: bool, launch, weight: tuple) -> tuple[tr
     best = tuned.best_config
     configs = graph_pick.candidates(getattr(tuned, "configs_timings", None) if fresh else None, best)
     key = [triton.__version__, torch.cuda.get_device_name(), _small_m_kernel.cache_key, str(sig), str(best)]
-    result = graph_pick.pick(key, configs, True, launch, weight)
+    result = graph_pick.pick(key, configs, launch, weight)
     return graph_pick.config_of(result["config"]), result["pdl"]
 
 
@@ -1543,8 +1550,7 @@ def wo_matmul_packed(
             tuned = _gemv_words_tuned if m == 1 else _gemv_rows_tuned
             capable = _pdl_capable(x2)
             capturing = capable and torch.cuda.is_current_stream_capturing()
-            # (only where PDL can apply: this is Python on every decode call)
-            sig = (tuple((a.dtype, a.data_ptr() % 16) for a in args), tuple(sorted(common.items()))) if capable else None
+            sig = _launch_sig(args, common) if capable else None
             if tune:
                 pdl = capturing and _PDL_CHAIN.get(sig, False)  # decided at the eager launch (below)
                 tuned[lambda meta: (stream_parts(n, k, meta["BLOCK_N"], meta["BLOCK_K"],
@@ -1587,16 +1593,17 @@ def wo_matmul_packed(
                     x2, *weight, *args[4:], **common, **rows, **c.all_kwargs(), PDL=pdl, launch_pdl=pdl)
 
             capable = m > 1 and _pdl_capable(x2)
-            sig = (tuple((a.dtype, a.data_ptr() % 16) for a in args), tuple(sorted(common.items()))) if capable else None
+            capturing = capable and torch.cuda.is_current_stream_capturing()
+            sig = _launch_sig(args, common) if capable else None
             picked = _DOT_PICK.get(sig) if capable else None
-            if tune and picked is not None and torch.cuda.is_current_stream_capturing():
+            if tune and picked is not None and capturing:
                 launch(picked[0], picked[1], (codes, scales, z))  # the graph-timed choice (below)
                 _LAST_CONFIG["decode"], _LAST_CONFIG["decode_pdl"] = picked
             elif tune:
                 seen = len(tuned.cache)
                 tuned[grid](*args, **common, **rows)
                 _LAST_CONFIG["decode"], _LAST_CONFIG["decode_pdl"] = tuned.best_config, False
-                if capable and picked is None and not torch.cuda.is_current_stream_capturing():
+                if capable and picked is None and not capturing:
                     # the tuner's timings belong to this problem only if this launch tuned it
                     fresh = len(tuned.cache) > seen
                     _DOT_PICK[sig] = _pick_dot(sig, tuned, fresh, launch, (codes, scales, z))

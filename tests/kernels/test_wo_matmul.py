@@ -336,7 +336,7 @@ def test_dot_chain_in_a_graph_follows_the_graph_pick(fmt: str, pdl: bool, monkey
     monkeypatch.setattr(wm, "_DOT_PICK", {})
     picks = []
 
-    def forced(key_parts, configs, pdl_ok, launch, weight):
+    def forced(key_parts, configs, launch, weight):
         picks.append(configs)
         return {"config": graph_pick.config_record(configs[-1]), "pdl": pdl, "timed": []}
 
