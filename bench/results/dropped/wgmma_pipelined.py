@@ -1,0 +1,215 @@
+"""DROPPED (bench/README.md, "Fused dequantize + wgmma in Gluon"): the single-partition version of
+wgmma_dequant.py. Every warp of the program, in turn: waits for the step's TMA (x and code
+tiles, STAGES - 2 steps ahead), dequantizes its share of the W tile, waits for wgmma i - 2,
+stores the tile into one of two W buffers, fences, and issues wgmma i asynchronously, so the
+dequantize of step i + 1 runs under wgmma i. 0.68-0.74x cuBLAS at M = 2048 (median, best tile).
+MODE (a diagnostic): 1 stores a constant W tile (no code reads, no dequantize), 2 also skips
+the store: 0.95-1.04x and 1.06-1.13x cuBLAS, so the dequantize, not the pipeline, costs the rest.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared,
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_init,
+    warpgroup_mma_wait,
+)
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+# (q - z) * s for 4 code bytes at once, as half2: PRMT spreads two bytes into the halves of a
+# word; the low nibble is LOP3'd under the exponent of 1024 (1024 + q) and one HSUB2 takes
+# 1024 + z off; the high nibble is masked in place (1024 + 16 q) and one HFMA2 (x 1/16,
+# - (64 + z)) both shifts and subtracts; one HMUL2 applies the scale. Outputs: low nibbles of the
+# four bytes, then high nibbles.
+_INT4_DEQUANT_ASM = gl.constexpr("""{
+.reg .b32 t0, t1, u0, u1, v0, v1, r16;
+mov.b32 r16, 0x2C002C00;
+prmt.b32 t0, $4, 0, 0x4140;
+prmt.b32 t1, $4, 0, 0x4342;
+lop3.b32 u0, t0, 0x000F000F, 0x64006400, 0xEA;
+lop3.b32 u1, t1, 0x000F000F, 0x64006400, 0xEA;
+lop3.b32 v0, t0, 0x00F000F0, 0x64006400, 0xEA;
+lop3.b32 v1, t1, 0x00F000F0, 0x64006400, 0xEA;
+sub.f16x2 u0, u0, $5;
+sub.f16x2 u1, u1, $6;
+fma.rn.f16x2 v0, v0, r16, $7;
+fma.rn.f16x2 v1, v1, r16, $8;
+mul.f16x2 $0, u0, $9;
+mul.f16x2 $1, u1, $10;
+mul.f16x2 $2, v0, $9;
+mul.f16x2 $3, v1, $10;
+}""")
+
+
+@gluon.constexpr_function
+def _code_layout(BN, BKB, num_warps):
+    # 16 bytes (one 128-bit shared load) of one row a thread: 32 codes, inside one scale group.
+    per_row = BKB // 16
+    return gl.BlockedLayout([1, 16], [32 // per_row, per_row], [num_warps, 1], [1, 0])
+
+
+@gluon.constexpr_function
+def _acc_layout(BM, BN, num_warps):
+    warps = [4, 1]
+    while warps[0] * warps[1] != num_warps:
+        if BM > 16 * warps[0]:
+            warps[0] *= 2
+        else:
+            warps[1] *= 2
+    n = 256
+    max_n = max(BN // triton.cdiv(num_warps, triton.cdiv(BM, 16)), 8)
+    while n > max_n or BN % n != 0:
+        n -= 8
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=warps, instr_shape=[16, n, 16])
+
+
+@gluon.jit
+def _scale_zero(s_ptr, z_ptr, rows, row_ok, k0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM: gl.constexpr):
+    """Scale and 1024 + zero-point (fp16) of each row for the group holding input k0 (clamped to K - 1)."""
+    g = gl.minimum(k0, K - 1) // GROUP
+    s = gl.load(s_ptr + rows * stride_sn + g, mask=row_ok, other=0.0)
+    if SYM:
+        zf = gl.full(s.shape, 1032.0, gl.float16, s.type.layout)
+    else:
+        z = gl.load(z_ptr + rows * stride_zn + g * stride_zg, mask=row_ok, other=0)
+        zf = (z.to(gl.uint16) | 0x6400).to(gl.float16, bitcast=True)
+    return s, zf
+
+
+@gluon.jit
+def _dequant_codes(codes, s, zf, BN: gl.constexpr, BK: gl.constexpr):
+    """Code bytes [BN, BK / 2] -> (q - z) * s [BN, BK] fp16, inputs in stored order."""
+    zl = gl.broadcast(gl.expand_dims(zf, 1), codes)[0]
+    zh = gl.broadcast(gl.expand_dims(960.0 - zf, 1), codes)[0]  # -(64 + z), exact in fp16
+    sb = gl.broadcast(gl.expand_dims(s, 1), codes)[0]
+    lo, hi = gl.inline_asm_elementwise(
+        asm=_INT4_DEQUANT_ASM, constraints="=r,=r,=r,=r,r,r,r,r,r,r,r",
+        args=[codes, zl, zh, sb], dtype=(gl.float16, gl.float16), is_pure=True, pack=4)
+    return gl.reshape(gl.join(lo, hi), [BN, BK])
+
+
+@gluon.jit
+def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred,
+                 BK: gl.constexpr, BKB: gl.constexpr, STAGES: gl.constexpr):
+    st = step % STAGES
+    bar = bars.index(st)
+    mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
+    tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_bufs.index(st), pred)
+    tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_bufs.index(st), pred)
+
+
+@gluon.jit
+def _dequant_wgmma_kernel(
+    x_desc, c_desc, s_ptr, z_ptr, b_ptr, y_ptr,
+    M, N, K, GROUP, stride_sn, stride_zn, stride_zg, stride_ym,
+    SYM: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
+    num_warps: gl.constexpr, MODE: gl.constexpr = 0,
+):
+    BM: gl.constexpr = x_desc.block_type.shape[0]
+    BK: gl.constexpr = x_desc.block_type.shape[1]
+    BN: gl.constexpr = c_desc.block_type.shape[0]
+    BKB: gl.constexpr = c_desc.block_type.shape[1]
+    gl.static_assert(BKB * 2 == BK)
+    gl.static_assert(STAGES >= 3)
+
+    # Grouped tile order: GROUP_M row tiles share each weight tile while it is in L2.
+    pid = gl.program_id(0)
+    tiles_m = gl.cdiv(M, BM)
+    tiles_n = gl.cdiv(N, BN)
+    per_group = GROUP_M * tiles_n
+    first_m = (pid // per_group) * GROUP_M
+    group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % per_group) % group_rows
+    pid_n = (pid % per_group) // group_rows
+    off_m = pid_m * BM
+    off_n = pid_n * BN
+
+    x_bufs = gl.allocate_shared_memory(gl.float16, [STAGES, BM, BK], x_desc.layout)
+    c_bufs = gl.allocate_shared_memory(gl.uint8, [STAGES, BN, BKB], c_desc.layout)
+    w_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BN, BK], gl.float16)
+    w_bufs = gl.allocate_shared_memory(gl.float16, [2, BN, BK], w_layout)
+    bars = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(bars.index(i), count=1)
+
+    code_layout: gl.constexpr = _code_layout(BN, BKB, num_warps)
+    acc_layout: gl.constexpr = _acc_layout(BM, BN, num_warps)
+    rows = off_n + gl.arange(0, BN, layout=gl.SliceLayout(1, code_layout))
+    row_ok = rows < N
+    ksteps = gl.cdiv(K, BK)
+
+    for i in gl.static_range(STAGES - 2):
+        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, i, off_m, off_n, i < ksteps, BK, BKB, STAGES)
+
+    # Scales run two steps ahead in registers, loaded after the step's shared-memory fence: the
+    # fence (MEMBAR) waits for the thread's loads in flight, so a load issued before it would stall it.
+    s, zf = _scale_zero(s_ptr, z_ptr, rows, row_ok, 0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM)
+    s1, zf1 = _scale_zero(s_ptr, z_ptr, rows, row_ok, BK, K, GROUP, stride_sn, stride_zn, stride_zg, SYM)
+    acc = warpgroup_mma_init(gl.zeros((BM, BN), dtype=gl.float32, layout=acc_layout))
+    for i in range(ksteps):
+        st = i % STAGES
+        mbarrier.wait(bars.index(st), (i // STAGES) & 1)
+        if MODE == 0:
+            codes = c_bufs.index(st).load(code_layout)
+            w = _dequant_codes(codes, s, zf, BN, BK)
+        else:
+            w = gl.full([BN, BK], 0.01, gl.float16, gl.BlockedLayout([1, 32], [16, 2], [num_warps, 1], [1, 0]))
+        # wgmma i - 2 (every warpgroup's) is done: its W buffer and its load stage are free.
+        acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
+        gl.thread_barrier()
+        nxt = i + STAGES - 2
+        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, nxt, off_m, off_n, nxt < ksteps, BK, BKB, STAGES)
+        wb = w_bufs.index(i % 2)
+        if MODE < 2:
+            wb.store(w)
+            fence_async_shared()
+        gl.thread_barrier()
+        acc = warpgroup_mma(x_bufs.index(st), wb.permute((1, 0)), acc, is_async=True)
+        s, zf = s1, zf1
+        s1, zf1 = _scale_zero(s_ptr, z_ptr, rows, row_ok, (i + 2) * BK, K, GROUP, stride_sn, stride_zn,
+                              stride_zg, SYM)
+    acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ))
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(bars.index(i))
+
+    offs_m = off_m + gl.arange(0, BM, layout=gl.SliceLayout(1, acc_layout))
+    offs_n = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, acc_layout))
+    n_ok = offs_n < N
+    if HAS_BIAS:
+        acc += gl.expand_dims(gl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(gl.float32), 0)
+    y_ptrs = y_ptr + gl.expand_dims(offs_m, 1) * stride_ym + gl.expand_dims(offs_n, 0)
+    gl.store(y_ptrs, acc.to(gl.float16), mask=gl.expand_dims(offs_m < M, 1) & gl.expand_dims(n_ok, 0))
+
+
+def supported(x: torch.Tensor, bits: int, group: int, k: int, block_k: int = 64) -> bool:
+    """Whether the fused kernel takes this problem: sm_90 (wgmma), fp16 x, int4 codes whose rows
+    TMA can address (K a multiple of 32), scale groups a whole number of K steps."""
+    return (x.is_cuda and torch.cuda.get_device_capability(x.device)[0] == 9 and x.dtype == torch.float16
+            and bits == 4 and k % 32 == 0 and group % block_k == 0 and x.stride(-1) == 1
+            and (x.stride(0) * 2) % 16 == 0 and x.data_ptr() % 16 == 0)
+
+
+def dequant_wgmma_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, z: torch.Tensor | None,
+                         stride_zn: int, stride_zg: int, group: int, bias: torch.Tensor | None, y: torch.Tensor,
+                         block: tuple[int, int, int] = (128, 256, 64), stages: int = 4, num_warps: int = 8,
+                         group_m: int = 8, mode: int = 0) -> None:
+    """y[M, N] = x2[M, K] @ dequant(codes)^T (+ bias); codes uint8 [N, K/2], scales fp16 [N, G]."""
+    m, k = x2.shape
+    n = codes.shape[0]
+    bm, bn, bk = block
+    x_layout = gl.NVMMASharedLayout.get_default_for([bm, bk], gl.float16)
+    c_layout = gl.NVMMASharedLayout.get_default_for([bn, bk // 2], gl.uint8)
+    x_desc = TensorDescriptor.from_tensor(x2, [bm, bk], x_layout)
+    c_desc = TensorDescriptor.from_tensor(codes, [bn, bk // 2], c_layout)
+    grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn), )
+    _dequant_wgmma_kernel[grid](
+        x_desc, c_desc, scales, z if z is not None else scales, bias if bias is not None else scales, y,
+        m, n, k, group, scales.stride(0), stride_zn, stride_zg, y.stride(0),
+        z is None, bias is not None, stages, group_m, num_warps=num_warps, MODE=mode)
