@@ -9,6 +9,9 @@ the store: 0.95-1.04x and 1.06-1.13x cuBLAS, so the dequantize, not the pipeline
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 import triton
 from triton.experimental import gluon
@@ -23,76 +26,9 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-# (q - z) * s for 4 code bytes at once, as half2: PRMT spreads two bytes into the halves of a
-# word; the low nibble is LOP3'd under the exponent of 1024 (1024 + q) and one HSUB2 takes
-# 1024 + z off; the high nibble is masked in place (1024 + 16 q) and one HFMA2 (x 1/16,
-# - (64 + z)) both shifts and subtracts; one HMUL2 applies the scale. Outputs: low nibbles of the
-# four bytes, then high nibbles.
-_INT4_DEQUANT_ASM = gl.constexpr("""{
-.reg .b32 t0, t1, u0, u1, v0, v1, r16;
-mov.b32 r16, 0x2C002C00;
-prmt.b32 t0, $4, 0, 0x4140;
-prmt.b32 t1, $4, 0, 0x4342;
-lop3.b32 u0, t0, 0x000F000F, 0x64006400, 0xEA;
-lop3.b32 u1, t1, 0x000F000F, 0x64006400, 0xEA;
-lop3.b32 v0, t0, 0x00F000F0, 0x64006400, 0xEA;
-lop3.b32 v1, t1, 0x00F000F0, 0x64006400, 0xEA;
-sub.f16x2 u0, u0, $5;
-sub.f16x2 u1, u1, $6;
-fma.rn.f16x2 v0, v0, r16, $7;
-fma.rn.f16x2 v1, v1, r16, $8;
-mul.f16x2 $0, u0, $9;
-mul.f16x2 $1, u1, $10;
-mul.f16x2 $2, v0, $9;
-mul.f16x2 $3, v1, $10;
-}""")
-
-
-@gluon.constexpr_function
-def _code_layout(BN, BKB, num_warps):
-    # 16 bytes (one 128-bit shared load) of one row a thread: 32 codes, inside one scale group.
-    per_row = BKB // 16
-    return gl.BlockedLayout([1, 16], [32 // per_row, per_row], [num_warps, 1], [1, 0])
-
-
-@gluon.constexpr_function
-def _acc_layout(BM, BN, num_warps):
-    warps = [4, 1]
-    while warps[0] * warps[1] != num_warps:
-        if BM > 16 * warps[0]:
-            warps[0] *= 2
-        else:
-            warps[1] *= 2
-    n = 256
-    max_n = max(BN // triton.cdiv(num_warps, triton.cdiv(BM, 16)), 8)
-    while n > max_n or BN % n != 0:
-        n -= 8
-    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=warps, instr_shape=[16, n, 16])
-
-
-@gluon.jit
-def _scale_zero(s_ptr, z_ptr, rows, row_ok, k0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM: gl.constexpr):
-    """Scale and 1024 + zero-point (fp16) of each row for the group holding input k0 (clamped to K - 1)."""
-    g = gl.minimum(k0, K - 1) // GROUP
-    s = gl.load(s_ptr + rows * stride_sn + g, mask=row_ok, other=0.0)
-    if SYM:
-        zf = gl.full(s.shape, 1032.0, gl.float16, s.type.layout)
-    else:
-        z = gl.load(z_ptr + rows * stride_zn + g * stride_zg, mask=row_ok, other=0)
-        zf = (z.to(gl.uint16) | 0x6400).to(gl.float16, bitcast=True)
-    return s, zf
-
-
-@gluon.jit
-def _dequant_codes(codes, s, zf, BN: gl.constexpr, BK: gl.constexpr):
-    """Code bytes [BN, BK / 2] -> (q - z) * s [BN, BK] fp16, inputs in stored order."""
-    zl = gl.broadcast(gl.expand_dims(zf, 1), codes)[0]
-    zh = gl.broadcast(gl.expand_dims(960.0 - zf, 1), codes)[0]  # -(64 + z), exact in fp16
-    sb = gl.broadcast(gl.expand_dims(s, 1), codes)[0]
-    lo, hi = gl.inline_asm_elementwise(
-        asm=_INT4_DEQUANT_ASM, constraints="=r,=r,=r,=r,r,r,r,r,r,r,r",
-        args=[codes, zl, zh, sb], dtype=(gl.float16, gl.float16), is_pure=True, pack=4)
-    return gl.reshape(gl.join(lo, hi), [BN, BK])
+# The dequantize helpers (the PTX block, layouts, scale loads) are the warp-specialized kernel's.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wgmma_dequant import _acc_layout, _code_layout, _dequant_codes, _scale_zero
 
 
 @gluon.jit
