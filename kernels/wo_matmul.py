@@ -28,9 +28,13 @@ Kernels by regime (the launcher picks; `triton.autotune` picks each one's tiles 
 * 16 < M < DEQUANT_MIN_M (or any M > 16 with an explicit config): `_large_m_kernel`, a
   tiled GEMM whose B tile is dequantized in registers (`tl.join` interleaves the nibbles)
   before `tl.dot`.
-* M >= DEQUANT_MIN_M, tuned launches: `_dequant_kernel` writes W in x's dtype to a temporary
-  [N, K] buffer and cuBLAS (`torch.mm`/`addmm`) multiplies; the extra ~2.5 bytes a weight of
-  traffic costs ~10% of a 2048-token GEMM, less than the tl.dot kernel loses to cuBLAS.
+* DEQUANT_MIN_M <= M < 2048, tuned launches, on Hopper with fp16 x and int4 codes whose scale
+  groups are whole 64-input steps, when the tiles fill the GPU: `kernels/wgmma_int4.py`, a Gluon
+  kernel whose wgmma takes the dequantized W straight from registers (no W tile is stored);
+  `wgmma_int4.pays_off` holds the measured rule.
+* M >= DEQUANT_MIN_M, tuned launches, otherwise: `_dequant_kernel` writes W in x's dtype to a
+  temporary [N, K] buffer and cuBLAS (`torch.mm`/`addmm`) multiplies; the extra ~2.5 bytes a
+  weight of traffic costs ~10% of a 2048-token GEMM, less than the tl.dot kernel loses to cuBLAS.
 
 Format knobs other than the bit width are mostly runtime arguments, so one compiled variant
 serves every group size: a step never straddles a scale group (configs are pruned so the
@@ -60,6 +64,7 @@ import triton.language as tl
 
 from autoquant.formats import QuantFormat
 from autoquant.quant import QuantizedWeight
+from kernels import wgmma_int4
 
 SMALL_M_MAX = 16  # M up to this runs the decode kernel (tokens are one 16-wide dot operand)
 MAX_SPLIT_K = 8
@@ -1339,7 +1344,8 @@ def default_config(m: int, group: int, k: int, bits: int) -> KernelConfig:
 # launcher
 # ---------------------------------------------------------------------------
 _LOCKS: dict[torch.device, torch.Tensor] = {}
-_LAST_CONFIG: dict[str, triton.Config | bool] = {}  # last tuned configs; decode_pdl: last decode used PDL
+# last tuned configs; decode_pdl: last decode used PDL; prefill at M >= DEQUANT_MIN_M: the path's name
+_LAST_CONFIG: dict[str, triton.Config | bool | str] = {}
 _SYM_ZERO: dict[tuple[torch.device, int], torch.Tensor] = {}
 
 
@@ -1621,8 +1627,14 @@ def wo_matmul_packed(
                     num_warps=config.num_warps, num_stages=config.num_stages, **rows,
                 )
                 _LAST_CONFIG["decode_pdl"] = False
+    elif dequant and wgmma_int4.supported(x2, codes, scales, fmt.bits, group, k) and wgmma_int4.pays_off(
+            m, n, _num_sms()):
+        wgmma_int4.wgmma_int4_matmul(x2, codes, scales, zeros.contiguous() if zeros is not None else None,
+                                     stride_zn, stride_zg, group, bias if has_bias else None, y)
+        _LAST_CONFIG["prefill"] = "wgmma_int4"
     elif dequant:
         _dequant_matmul(x2, codes, scales, z, stride_zn, stride_zg, fmt, group, n, k, bias if has_bias else None, y)
+        _LAST_CONFIG["prefill"] = "dequant+cublas"
     else:
         args = (x2, codes, scales, z, b, y)
 
@@ -1658,6 +1670,7 @@ def last_decode_pdl() -> bool:
     return bool(_LAST_CONFIG.get("decode_pdl", False))
 
 
-def tuned_config(m: int) -> triton.Config | None:
-    """The config the autotuner picked on the last tuned launch for this regime (benchmark records)."""
+def tuned_config(m: int) -> triton.Config | str | None:
+    """The config the autotuner picked on the last tuned launch for this regime (benchmark records);
+    for M >= DEQUANT_MIN_M the path taken, "wgmma_int4" or "dequant+cublas"."""
     return _LAST_CONFIG.get("decode" if m <= SMALL_M_MAX else "prefill")
