@@ -110,8 +110,7 @@ def main() -> None:
 
                             def large(x, q, cfg=cfg):
                                 y = torch.empty(x.shape[0], n, dtype=x.dtype, device=x.device)
-                                z = q.zeros if q.zeros is not None else W._sym_zero(x.device, 4)
-                                szn, szg = (q.zeros.stride(0), 1) if q.zeros is not None else (0, 0)
+                                z, szn, szg = W.zero_args(q.zeros, x.device, q.format.bits)
                                 W._large_m_heur[(triton.cdiv(m, 16) * triton.cdiv(n, bn),)](
                                     x, q.codes, q.scales, z, y, y, x.shape[0], n, k, q.format.effective_group(k),
                                     x.stride(0), q.codes.stride(0), q.scales.stride(0), szn, szg, y.stride(0), 16,

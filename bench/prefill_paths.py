@@ -40,19 +40,12 @@ wm = importlib.import_module("kernels.wo_matmul")  # the module (the package exp
 
 
 def fused(x, qw, y):
-    k = qw.shape[1]
-    z = qw.zeros.contiguous() if qw.zeros is not None else None
-    wgmma_int4.wgmma_int4_matmul(x, qw.codes, qw.scales, z, z.stride(0) if z is not None else 0, 1,
-                                 qw.format.effective_group(k), None, y)
+    wgmma_int4.wgmma_int4_matmul(x, qw.codes, qw.scales, qw.zeros, qw.format.effective_group(qw.shape[1]), None, y)
 
 
 def dequant_cublas(x, qw, y):
     n, k = qw.shape
-    if qw.zeros is None:
-        z, szn, szg = wm._sym_zero(x.device, 4), 0, 0
-    else:
-        z = qw.zeros.contiguous()
-        szn, szg = z.stride(0), 1
+    z, szn, szg = wm.zero_args(qw.zeros, x.device, qw.format.bits)
     wm._dequant_matmul(x, qw.codes, qw.scales, z, szn, szg, qw.format, qw.format.effective_group(k), n, k, None, y)
 
 

@@ -208,18 +208,37 @@ if gluon is not None:
         return (acc, )
 
     @gluon.jit
-    def _load_partition(x_desc, c_desc, x_bufs, c_bufs, ready, empty, off_m, off_n, K, STAGES: gl.constexpr):
-        """One warp: the TMA loads of x and code tiles, a stage as soon as the wgmma warps free it."""
+    def _tile_offsets(M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.constexpr):
+        """First x row and first W row of this program's tile, in grouped order: GROUP_M x tiles
+        share each weight tile while it is in L2."""
+        pid = gl.program_id(0)
+        tiles_m = gl.cdiv(M, BM)
+        tiles_n = gl.cdiv(N, BN)
+        per_group = GROUP_M * tiles_n
+        first_m = (pid // per_group) * GROUP_M
+        group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
+        pid_m = first_m + (pid % per_group) % group_rows
+        pid_n = (pid % per_group) // group_rows
+        return pid_m * BM, pid_n * BN
+
+    @gluon.jit
+    def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred, STAGES: gl.constexpr):
+        """TMA loads of K step `step` (x tile and code tile) into its stage, on the stage's barrier."""
         BK: gl.constexpr = x_desc.block_type.shape[1]
         BKB: gl.constexpr = c_desc.block_type.shape[1]
-        for i in range(K // BK):
-            st = i % STAGES
+        st = step % STAGES
+        bar = bars.index(st)
+        mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
+        tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_bufs.index(st), pred)
+        tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_bufs.index(st), pred)
+
+    @gluon.jit
+    def _load_partition(x_desc, c_desc, x_bufs, c_bufs, ready, empty, off_m, off_n, K, STAGES: gl.constexpr):
+        """One warp: the TMA loads of x and code tiles, a stage as soon as the wgmma warps free it."""
+        for i in range(K // x_desc.block_type.shape[1]):
             # a fresh barrier passes the wait for the phase before its first
-            mbarrier.wait(empty.index(st), ((i // STAGES) & 1) ^ 1)
-            bar = ready.index(st)
-            mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(x_desc, [off_m, i * BK], bar, x_bufs.index(st))
-            tma.async_copy_global_to_shared(c_desc, [off_n, i * BKB], bar, c_bufs.index(st))
+            mbarrier.wait(empty.index(i % STAGES), ((i // STAGES) & 1) ^ 1)
+            _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, i, off_m, off_n, True, STAGES)
 
     @gluon.jit
     def _wgmma_int4_kernel(
@@ -235,17 +254,7 @@ if gluon is not None:
         gl.static_assert(BKB * 2 == BK)
         gl.static_assert(BN == 16 * num_warps)
 
-        # Grouped tile order: GROUP_M x tiles share each weight tile while it is in L2.
-        pid = gl.program_id(0)
-        tiles_m = gl.cdiv(M, BM)
-        tiles_n = gl.cdiv(N, BN)
-        per_group = GROUP_M * tiles_n
-        first_m = (pid // per_group) * GROUP_M
-        group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
-        pid_m = first_m + (pid % per_group) % group_rows
-        pid_n = (pid % per_group) // group_rows
-        off_m = pid_m * BM
-        off_n = pid_n * BN
+        off_m, off_n = _tile_offsets(M, N, BM, BN, GROUP_M)
 
         x_bufs = gl.allocate_shared_memory(gl.float16, [STAGES, BM, BK], x_desc.layout)
         c_bufs = gl.allocate_shared_memory(gl.uint8, [STAGES, BN, BKB], c_desc.layout)
@@ -278,10 +287,12 @@ if gluon is not None:
 
 
 def wgmma_int4_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
-                      stride_zn: int, stride_zg: int, group: int, bias: torch.Tensor | None, y: torch.Tensor) -> None:
+                      group: int, bias: torch.Tensor | None, y: torch.Tensor) -> None:
     """y[M, N] = x2[M, K] @ dequant(codes)^T (+ bias) for a problem `supported` takes; codes uint8
-    [N, K/2], scales fp16 [N, G], zeros uint8 (None: symmetric), y contiguous fp16 [M, N]."""
+    [N, K/2], scales fp16 [N, G], zeros uint8 [N, G] (None: symmetric), y contiguous fp16 [M, N]."""
     m, k = x2.shape
+    if zeros is not None:
+        zeros = zeros.contiguous()
     n = codes.shape[0]
     bn, bm, bk = BLOCK
     x_layout = gl.NVMMASharedLayout.get_default_for([bm, bk], gl.float16)
@@ -290,5 +301,5 @@ def wgmma_int4_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tenso
     c_desc = TensorDescriptor.from_tensor(codes, [bn, bk // 2], c_layout)
     _wgmma_int4_kernel[(tiles(m, n), )](
         x_desc, c_desc, scales, zeros if zeros is not None else codes, bias if bias is not None else scales, y,
-        m, n, k, group, scales.stride(0), stride_zn, stride_zg, y.stride(0),
+        m, n, k, group, scales.stride(0), zeros.stride(0) if zeros is not None else 0, 1, y.stride(0),
         zeros is None, bias is not None, STAGES, 8, num_warps=bn // 16)

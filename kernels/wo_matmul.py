@@ -1485,6 +1485,15 @@ def _dequant_matmul(x2, codes, scales, z, stride_zn, stride_zg, fmt, group, n, k
         torch.mm(x2, w.t(), out=y)
 
 
+def zero_args(zeros: torch.Tensor | None, device: torch.device, bits: int) -> tuple[torch.Tensor, int, int]:
+    """The kernels' zero-point tensor and its (row, group) strides: the stored [N, G] bytes, or for a
+    symmetric format one byte holding the fixed zero-point, read with stride 0."""
+    if zeros is None:
+        return _sym_zero(device, bits), 0, 0
+    z = zeros.contiguous()
+    return z, z.stride(0), 1
+
+
 def wo_matmul_packed(
     x: torch.Tensor,
     codes: torch.Tensor,
@@ -1520,11 +1529,7 @@ def wo_matmul_packed(
     if m == 0:
         return y.reshape(*lead, n)
     codes, scales = codes.contiguous(), scales.contiguous()
-    if zeros is None:
-        z, stride_zn, stride_zg = _sym_zero(x.device, fmt.bits), 0, 0
-    else:
-        z = zeros.contiguous()
-        stride_zn, stride_zg = z.stride(0), 1
+    z, stride_zn, stride_zg = zero_args(zeros, x.device, fmt.bits)
     group = fmt.effective_group(k)
     has_bias = bias is not None
     b = bias.contiguous() if has_bias else y  # any float dtype: read as fp32; y is a dummy pointer
@@ -1629,8 +1634,7 @@ def wo_matmul_packed(
                 _LAST_CONFIG["decode_pdl"] = False
     elif dequant and wgmma_int4.supported(x2, codes, scales, fmt.bits, group, k) and wgmma_int4.pays_off(
             m, n, _num_sms()):
-        wgmma_int4.wgmma_int4_matmul(x2, codes, scales, zeros.contiguous() if zeros is not None else None,
-                                     stride_zn, stride_zg, group, bias if has_bias else None, y)
+        wgmma_int4.wgmma_int4_matmul(x2, codes, scales, zeros, group, bias if has_bias else None, y)
         _LAST_CONFIG["prefill"] = "wgmma_int4"
     elif dequant:
         _dequant_matmul(x2, codes, scales, z, stride_zn, stride_zg, fmt, group, n, k, bias if has_bias else None, y)

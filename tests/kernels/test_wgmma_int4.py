@@ -52,8 +52,7 @@ def _check(fmt: str, m: int, n: int, k: int, bias: bool) -> None:
     group = qfmt.effective_group(k)
     assert wgmma_int4.supported(x, qw.codes, qw.scales, 4, group, k)
     y = torch.full((m, n), float("nan"), dtype=torch.float16, device=DEVICE)
-    z = qw.zeros.contiguous() if qw.zeros is not None else None
-    wgmma_int4.wgmma_int4_matmul(x, qw.codes, qw.scales, z, z.stride(0) if z is not None else 0, 1, group, b, y)
+    wgmma_int4.wgmma_int4_matmul(x, qw.codes, qw.scales, qw.zeros, group, b, y)
     ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
     if b is not None:
         ref += b.double().cpu()

@@ -16,6 +16,9 @@ NOLDG (a diagnostic) replaces the per-step scale loads by the first step's scale
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 import triton
 from triton.experimental import gluon
@@ -23,35 +26,14 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared,
     mbarrier,
-    tma,
     warpgroup_mma,
     warpgroup_mma_wait,
 )
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-# (q - z) * s for 4 code bytes at once, as half2: PRMT spreads two bytes into the halves of a
-# word; the low nibble is LOP3'd under the exponent of 1024 (1024 + q) and one HSUB2 takes
-# 1024 + z off; the high nibble is masked in place (1024 + 16 q) and one HFMA2 (x 1/16,
-# - (64 + z)) both shifts and subtracts; one HMUL2 applies the scale. Outputs: low nibbles of the
-# four bytes, then high nibbles.
-_INT4_DEQUANT_ASM = gl.constexpr("""{
-.reg .b32 t0, t1, u0, u1, v0, v1, r16;
-mov.b32 r16, 0x2C002C00;
-prmt.b32 t0, $4, 0, 0x4140;
-prmt.b32 t1, $4, 0, 0x4342;
-lop3.b32 u0, t0, 0x000F000F, 0x64006400, 0xEA;
-lop3.b32 u1, t1, 0x000F000F, 0x64006400, 0xEA;
-lop3.b32 v0, t0, 0x00F000F0, 0x64006400, 0xEA;
-lop3.b32 v1, t1, 0x00F000F0, 0x64006400, 0xEA;
-sub.f16x2 u0, u0, $5;
-sub.f16x2 u1, u1, $6;
-fma.rn.f16x2 v0, v0, r16, $7;
-fma.rn.f16x2 v1, v1, r16, $8;
-mul.f16x2 $0, u0, $9;
-mul.f16x2 $1, u1, $10;
-mul.f16x2 $2, v0, $9;
-mul.f16x2 $3, v1, $10;
-}""")
+# The PTX block, scale loads, stage loads and tile order are the landed kernel's (kernels/wgmma_int4.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from kernels.wgmma_int4 import _INT4_DEQUANT_ASM, _issue_loads, _scale_zero, _tile_offsets  # noqa: E402
 
 
 @gluon.constexpr_function
@@ -77,19 +59,6 @@ def _acc_layout(BM, BN, num_warps):
 
 
 @gluon.jit
-def _scale_zero(s_ptr, z_ptr, rows, row_ok, k0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM: gl.constexpr):
-    """Scale and 1024 + zero-point (fp16) of each row for the group holding input k0 (clamped to K - 1)."""
-    g = gl.minimum(k0, K - 1) // GROUP
-    s = gl.load(s_ptr + rows * stride_sn + g, mask=row_ok, other=0.0)
-    if SYM:
-        zf = gl.full(s.shape, 1032.0, gl.float16, s.type.layout)
-    else:
-        z = gl.load(z_ptr + rows * stride_zn + g * stride_zg, mask=row_ok, other=0)
-        zf = (z.to(gl.uint16) | 0x6400).to(gl.float16, bitcast=True)
-    return s, zf
-
-
-@gluon.jit
 def _dequant_codes(codes, s, zf, BN: gl.constexpr, BK: gl.constexpr):
     """Code bytes [BN, BK / 2] -> (q - z) * s [BN, BK] fp16, inputs in stored order."""
     zl = gl.broadcast(gl.expand_dims(zf, 1), codes)[0]
@@ -99,17 +68,6 @@ def _dequant_codes(codes, s, zf, BN: gl.constexpr, BK: gl.constexpr):
         asm=_INT4_DEQUANT_ASM, constraints="=r,=r,=r,=r,r,r,r,r,r,r,r",
         args=[codes, zl, zh, sb], dtype=(gl.float16, gl.float16), is_pure=True, pack=4)
     return gl.reshape(gl.join(lo, hi), [BN, BK])
-
-
-@gluon.jit
-def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, step, off_m, off_n, pred, STAGES: gl.constexpr):
-    BK: gl.constexpr = x_desc.block_type.shape[1]
-    BKB: gl.constexpr = c_desc.block_type.shape[1]
-    st = step % STAGES
-    bar = ready.index(st)
-    mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
-    tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_bufs.index(st), pred)
-    tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_bufs.index(st), pred)
 
 
 @gluon.jit
@@ -187,17 +145,7 @@ def _dequant_wgmma_kernel(
     BKB: gl.constexpr = c_desc.block_type.shape[1]
     gl.static_assert(BKB * 2 == BK)
 
-    # Grouped tile order: GROUP_M row tiles share each weight tile while it is in L2.
-    pid = gl.program_id(0)
-    tiles_m = gl.cdiv(M, BM)
-    tiles_n = gl.cdiv(N, BN)
-    per_group = GROUP_M * tiles_n
-    first_m = (pid // per_group) * GROUP_M
-    group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % group_rows
-    pid_n = (pid % per_group) // group_rows
-    off_m = pid_m * BM
-    off_n = pid_n * BN
+    off_m, off_n = _tile_offsets(M, N, BM, BN, GROUP_M)
     ksteps = gl.cdiv(K, BK)
 
     x_bufs = gl.allocate_shared_memory(gl.float16, [STAGES, BM, BK], x_desc.layout)

@@ -19,7 +19,6 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
     fence_async_shared,
     mbarrier,
-    tma,
     warpgroup_mma,
     warpgroup_mma_init,
     warpgroup_mma_wait,
@@ -28,17 +27,7 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 # The dequantize helpers (the PTX block, layouts, scale loads) are the warp-specialized kernel's.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wgmma_dequant import _acc_layout, _code_layout, _dequant_codes, _scale_zero
-
-
-@gluon.jit
-def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred,
-                 BK: gl.constexpr, BKB: gl.constexpr, STAGES: gl.constexpr):
-    st = step % STAGES
-    bar = bars.index(st)
-    mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
-    tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_bufs.index(st), pred)
-    tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_bufs.index(st), pred)
+from wgmma_dequant import _acc_layout, _code_layout, _dequant_codes, _issue_loads, _scale_zero, _tile_offsets
 
 
 @gluon.jit
@@ -55,17 +44,7 @@ def _dequant_wgmma_kernel(
     gl.static_assert(BKB * 2 == BK)
     gl.static_assert(STAGES >= 3)
 
-    # Grouped tile order: GROUP_M row tiles share each weight tile while it is in L2.
-    pid = gl.program_id(0)
-    tiles_m = gl.cdiv(M, BM)
-    tiles_n = gl.cdiv(N, BN)
-    per_group = GROUP_M * tiles_n
-    first_m = (pid // per_group) * GROUP_M
-    group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % group_rows
-    pid_n = (pid % per_group) // group_rows
-    off_m = pid_m * BM
-    off_n = pid_n * BN
+    off_m, off_n = _tile_offsets(M, N, BM, BN, GROUP_M)
 
     x_bufs = gl.allocate_shared_memory(gl.float16, [STAGES, BM, BK], x_desc.layout)
     c_bufs = gl.allocate_shared_memory(gl.uint8, [STAGES, BN, BKB], c_desc.layout)
@@ -82,7 +61,7 @@ def _dequant_wgmma_kernel(
     ksteps = gl.cdiv(K, BK)
 
     for i in gl.static_range(STAGES - 2):
-        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, i, off_m, off_n, i < ksteps, BK, BKB, STAGES)
+        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, i, off_m, off_n, i < ksteps, STAGES)
 
     # Scales run two steps ahead in registers, loaded after the step's shared-memory fence: the
     # fence (MEMBAR) waits for the thread's loads in flight, so a load issued before it would stall it.
@@ -101,7 +80,7 @@ def _dequant_wgmma_kernel(
         acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc, ))
         gl.thread_barrier()
         nxt = i + STAGES - 2
-        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, nxt, off_m, off_n, nxt < ksteps, BK, BKB, STAGES)
+        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, nxt, off_m, off_n, nxt < ksteps, STAGES)
         wb = w_bufs.index(i % 2)
         if MODE < 2:
             wb.store(w)
@@ -122,14 +101,6 @@ def _dequant_wgmma_kernel(
         acc += gl.expand_dims(gl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(gl.float32), 0)
     y_ptrs = y_ptr + gl.expand_dims(offs_m, 1) * stride_ym + gl.expand_dims(offs_n, 0)
     gl.store(y_ptrs, acc.to(gl.float16), mask=gl.expand_dims(offs_m < M, 1) & gl.expand_dims(n_ok, 0))
-
-
-def supported(x: torch.Tensor, bits: int, group: int, k: int, block_k: int = 64) -> bool:
-    """Whether the fused kernel takes this problem: sm_90 (wgmma), fp16 x, int4 codes whose rows
-    TMA can address (K a multiple of 32), scale groups a whole number of K steps."""
-    return (x.is_cuda and torch.cuda.get_device_capability(x.device)[0] == 9 and x.dtype == torch.float16
-            and bits == 4 and k % 32 == 0 and group % block_k == 0 and x.stride(-1) == 1
-            and (x.stride(0) * 2) % 16 == 0 and x.data_ptr() % 16 == 0)
 
 
 def dequant_wgmma_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, z: torch.Tensor | None,

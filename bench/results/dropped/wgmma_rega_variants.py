@@ -33,7 +33,6 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
     mbarrier,
-    tma,
     warpgroup_mma,
     warpgroup_mma_wait,
 )
@@ -41,17 +40,15 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 # The dequantize helpers (the PTX block, layouts, scale loads) are the landed kernel's.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from kernels.wgmma_int4 import _acc_layout, _code_layout, _dequant_fragment, _scale_zero  # noqa: E402
-
-
-@gluon.jit
-def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred,
-                 BK: gl.constexpr, BKB: gl.constexpr, STAGES: gl.constexpr):
-    st = step % STAGES
-    bar = bars.index(st)
-    mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
-    tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_bufs.index(st), pred)
-    tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_bufs.index(st), pred)
+from kernels.wgmma_int4 import (  # noqa: E402
+    _acc_layout,
+    _code_layout,
+    _dequant_fragment,
+    _issue_loads,
+    _load_partition,
+    _scale_zero,
+    _tile_offsets,
+)
 
 
 @gluon.jit
@@ -79,14 +76,12 @@ def _back(i, ksteps, x_desc, c_desc, x_bufs, c_bufs, ready, empty, off_m, off_n,
           NBUF: gl.constexpr, WS: gl.constexpr):
     """After waiting for wgmma i - NBUF + 1 (every warp's): free its stage, which takes step
     i - NBUF + 1 + STAGES (a stage not used yet while that is negative). WS: tell the loader."""
-    BK: gl.constexpr = x_desc.block_type.shape[1]
-    BKB: gl.constexpr = c_desc.block_type.shape[1]
     gl.thread_barrier()
     nxt = i + STAGES - NBUF + 1
     if WS:
         mbarrier.arrive(empty.index(nxt % STAGES), count=1, pred=i >= NBUF - 1)
     else:
-        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, nxt, off_m, off_n, nxt < ksteps, BK, BKB, STAGES)
+        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, nxt, off_m, off_n, nxt < ksteps, STAGES)
 
 
 @gluon.jit
@@ -108,7 +103,7 @@ def _mainloop(x_desc, c_desc, x_bufs, c_bufs, ready, empty, s_ptr, z_ptr, off_m,
     ksteps = gl.cdiv(K, BK)
     if not WS:
         for p in gl.static_range(STAGES - NBUF + 1):
-            _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, p, off_m, off_n, p < ksteps, BK, BKB, STAGES)
+            _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, p, off_m, off_n, p < ksteps, STAGES)
 
     s, zf = _scale_zero(s_ptr, z_ptr, rows, row_ok, 0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM)
     acc = gl.zeros((BN, BM), dtype=gl.float32, layout=acc_layout)
@@ -168,17 +163,6 @@ def _mainloop(x_desc, c_desc, x_bufs, c_bufs, ready, empty, s_ptr, z_ptr, off_m,
 
 
 @gluon.jit
-def _load_partition(x_desc, c_desc, x_bufs, c_bufs, ready, empty, off_m, off_n, K, STAGES: gl.constexpr):
-    """WS: one warp issues the TMA loads, a stage as soon as the wgmma warps free it."""
-    BK: gl.constexpr = x_desc.block_type.shape[1]
-    BKB: gl.constexpr = c_desc.block_type.shape[1]
-    for i in range(gl.cdiv(K, BK)):
-        # a fresh barrier passes the wait for the phase before its first
-        mbarrier.wait(empty.index(i % STAGES), ((i // STAGES) & 1) ^ 1)
-        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, i, off_m, off_n, True, BK, BKB, STAGES)
-
-
-@gluon.jit
 def _epilogue(acc, b_ptr, y_ptr, off_m, off_n, M, N, stride_ym, HAS_BIAS: gl.constexpr, EPI: gl.constexpr,
               num_warps: gl.constexpr):
     """acc is y^T[BN, BM]: rows are outputs n, columns are x rows m."""
@@ -231,17 +215,7 @@ def _rega_kernel(
     gl.static_assert(BKB * 2 == BK)
     gl.static_assert(BN == (32 if SPLIT else 16) * num_warps)
 
-    # Grouped tile order: GROUP_M x tiles share each weight tile while it is in L2.
-    pid = gl.program_id(0)
-    tiles_m = gl.cdiv(M, BM)
-    tiles_n = gl.cdiv(N, BN)
-    per_group = GROUP_M * tiles_n
-    first_m = (pid // per_group) * GROUP_M
-    group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % group_rows
-    pid_n = (pid % per_group) // group_rows
-    off_m = pid_m * BM
-    off_n = pid_n * BN
+    off_m, off_n = _tile_offsets(M, N, BM, BN, GROUP_M)
 
     x_bufs = gl.allocate_shared_memory(gl.float16, [STAGES, BM, BK], x_desc.layout)
     c_bufs = gl.allocate_shared_memory(gl.uint8, [STAGES, BN, BKB], c_desc.layout)
@@ -276,14 +250,6 @@ def _rega_kernel(
 
     if not SPLIT:
         _epilogue(acc, b_ptr, y_ptr, off_m, off_n, M, N, stride_ym, HAS_BIAS, EPI, num_warps)
-
-
-def supported(x: torch.Tensor, bits: int, group: int, k: int, block_k: int = 64) -> bool:
-    """Whether the fused kernel takes this problem: sm_90 (wgmma), fp16 x, int4 codes whose rows
-    TMA can address (K a multiple of 32), scale groups a whole number of K steps."""
-    return (x.is_cuda and torch.cuda.get_device_capability(x.device)[0] == 9 and x.dtype == torch.float16
-            and bits == 4 and k % 32 == 0 and group % block_k == 0 and x.stride(-1) == 1
-            and (x.stride(0) * 2) % 16 == 0 and x.data_ptr() % 16 == 0)
 
 
 def rega_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, z: torch.Tensor | None,
