@@ -1232,13 +1232,15 @@ def _prune_small(configs, named_args, **kwargs):
     n, k, group, bits = a["N"], a["K"], a["GROUP"], a["BITS"]
     per_channel = group == k
     sms = _num_sms()
-    out = []
+    out, fitting = {}, []
     for c in configs:
         bn, bk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]
         ng = c.kwargs.get("NG", 1)
         sub = bk // ng  # what must lie inside one scale group
         if not per_channel and not block_k_fits(sub, group, bits):
-            continue
+            if "OCC" not in c.kwargs or (c := _one_group_a_sub_block(c, group, bits)) is None:
+                continue
+        fitting.append(c)
         if ng > 1 and "OCC" not in c.kwargs and not per_channel and sub != group:
             continue  # tl.dot kernel: sub-blocks smaller than a group only add dots
         if bk > max(32, triton.next_power_of_2(k)):
@@ -1257,23 +1259,34 @@ def _prune_small(configs, named_args, **kwargs):
             # split only layers whose column tiles leave the GPU idle, and keep >= 2 steps a split
             if n > _SPLIT_MAX_N or tiles * sk > 4 * sms or tiles >= 2 * sms or triton.cdiv(k, bk) < 2 * sk:
                 continue
-        out.append(c)
-    return out or [configs[0]]
+        out.setdefault((tuple(sorted(c.kwargs.items())), c.num_warps), c)
+    if out:
+        return list(out.values())
+    if fitting:  # a shape smaller than every tile: one that fits the groups (masks cover the rest)
+        return fitting[:1]
+    # never run a config whose sub-blocks straddle scale groups: its results would be wrong
+    raise ValueError(f"no kernel config fits scale groups of {group} ({bits}-bit, K = {k})")
+
+
+def _one_group_a_sub_block(c: triton.Config, group: int, bits: int) -> triton.Config | None:
+    """A decode-stream config whose sub-blocks span several scale groups (groups of 32 or 64 under
+    sub-blocks of 64-128), re-cut into one sub-block a group: same tile, warps and stages. None
+    where the step is not whole groups."""
+    bk = c.kwargs["BLOCK_K"]
+    if bk % group or not block_k_fits(group, group, bits):
+        return None
+    return triton.Config({**c.kwargs, "NG": bk // group}, num_warps=c.num_warps, num_stages=c.num_stages)
 
 
 def _prune_large(configs, named_args, **kwargs):
     a = {**named_args, **kwargs}
     k, group, bits, m = a["K"], a["GROUP"], a["BITS"], a["M"]
     per_channel = group == k
-    out = []
-    for c in configs:
-        bk, bm = c.kwargs["BLOCK_K"], c.kwargs["BLOCK_M"]
-        if not per_channel and not block_k_fits(bk, group, bits):
-            continue
-        if bm > max(32, triton.next_power_of_2(m)):
-            continue
-        out.append(c)
-    return out or [configs[0]]
+    fitting = [c for c in configs if per_channel or block_k_fits(c.kwargs["BLOCK_K"], group, bits)]
+    out = [c for c in fitting if c.kwargs["BLOCK_M"] <= max(32, triton.next_power_of_2(m))]
+    if not fitting:  # a step straddling two scale groups would give wrong numbers
+        raise ValueError(f"no kernel config fits scale groups of {group} ({bits}-bit, K = {k})")
+    return out or fitting[:1]
 
 
 _FLUSH: dict[torch.device, torch.Tensor] = {}

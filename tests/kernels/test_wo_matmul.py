@@ -20,6 +20,7 @@ from kernels.wo_matmul import (
 )
 
 DEVICE = kernel_env.DEVICE
+wm = importlib.import_module("kernels.wo_matmul")  # the module (the package exports the function)
 INT_FORMATS = [f for f in all_formats() if not f.is_float]
 # fp16 output rounding plus fp16 rounding of each dequantized weight; bf16 has 3 fewer bits.
 TOL = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
@@ -231,6 +232,53 @@ def test_pruning_keeps_blocks_inside_groups() -> None:
     assert any(c.kwargs["SPLIT_K"] > 1 for c in narrow)
     large = _prune_large(_large_configs(), dict(args, GROUP=64, M=2048))
     assert large and all(64 % c.kwargs["BLOCK_K"] == 0 for c in large)
+
+
+def _decode_tuner(m: int, bits: int):
+    """The autotuner wo_matmul launches for M tokens (the word kernels where aligned)."""
+    if m == 1:
+        return wm._gemv_words_tuned
+    return wm._gemv_rows_tuned if bits == 4 and m <= wm.ROWS_MAX_M else wm._small_m_tuned
+
+
+@pytest.mark.parametrize("n,k", [(4096, 4096), (1024, 4096), (4096, 14336), (128256, 4096), (37, 320), (96, 64)])
+def test_decode_tuners_only_run_configs_inside_groups(n: int, k: int) -> None:
+    # Each of a config's sub-blocks takes one scale: one straddling two groups gives wrong numbers
+    # (relative error 0.2-0.5). The word kernels' tiles have sub-blocks of 64-128 inputs; groups of
+    # 32 (and 64) once fell back to such a tile untuned, and only GPU users saw it.
+    from kernels.wo_matmul import block_k_fits
+    for fmt in INT_FORMATS:
+        group = fmt.effective_group(k)
+        if k % group:
+            continue
+        for m in (1, 2, 3, 4, 16):
+            tuner = _decode_tuner(m, fmt.bits)
+            kept = _prune_small(tuner.configs, dict(N=n, K=k, GROUP=group, BITS=fmt.bits, BLOCK_M=m_bucket(m)))
+            assert kept, f"{fmt} M={m}"
+            for c in kept:
+                sub = c.kwargs["BLOCK_K"] // c.kwargs.get("NG", 1)
+                assert group == k or block_k_fits(sub, group, fmt.bits), f"{fmt} M={m} {c}"
+            if m == 1 and n >= 1024:  # groups of 32 are tuned over as many tiles as groups of 128
+                assert len(kept) >= 100, f"{fmt}: {len(kept)} configs"
+        for m in (17, 32, 64, 256):  # the tl.dot kernel for more tokens (below the dequantize pass)
+            kept = _prune_large(wm._large_m_tuned.configs, dict(N=n, K=k, GROUP=group, BITS=fmt.bits, M=m))
+            assert kept and all(group == k or block_k_fits(c.kwargs["BLOCK_K"], group, fmt.bits) for c in kept), \
+                f"{fmt} M={m}"
+
+
+def test_pruning_never_keeps_a_config_across_groups() -> None:
+    # nothing fits 4-bit groups of 16 (16 codes are 8 bytes; a dot needs 16): an error, not a guess
+    with pytest.raises(ValueError, match="no kernel config fits"):
+        _prune_small(wm._small_m_tuned.configs, dict(N=256, K=256, GROUP=16, BITS=4, BLOCK_M=4))
+    with pytest.raises(ValueError, match="no kernel config fits"):
+        _prune_large(wm._large_m_tuned.configs, dict(N=256, K=256, GROUP=16, BITS=4, M=64))
+
+
+@pytest.mark.skipif(DEVICE != "cuda", reason="the autotuned launch (the interpreter runs default configs)")
+@pytest.mark.parametrize("fmt,m", [("int4-g32-asym", 1), ("int8-g32-sym", 1), ("int4-g64-sym", 2), ("int4-g32-asym", 4),
+                                   ("int4-g32-sym", 17)])
+def test_tuned_decode_small_groups(fmt: str, m: int) -> None:
+    _check(QuantFormat.parse(fmt), m, n=512, k=1024, dtype=torch.float16, pick_config=False)
 
 
 def _replay_checked(graph: torch.cuda.CUDAGraph, qws, xs) -> None:
