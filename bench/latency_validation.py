@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from autoquant.formats import QuantFormat, all_formats  # noqa: E402
 from autoquant.hardware.measure import build_model, run_profile, time_decode, time_prefill  # noqa: E402
-from autoquant.hardware.profile import HardwareProfile, ProfileModel  # noqa: E402
+from autoquant.hardware.profile import DEFAULT_BUCKETS, HardwareProfile, ProfileModel  # noqa: E402
 from autoquant.hardware.latency import plan_latency  # noqa: E402
 from autoquant.layers import get_module, set_module  # noqa: E402
 from autoquant.memory import ModelShape  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--model", default=str(ROOT / "bench/configs/llama-3-8b"))
     ap.add_argument("--profile", default=None)
     ap.add_argument("--formats", default=None, help="formats to profile (default: all)")
-    ap.add_argument("--buckets", default="1,4,16,64,256,2048")
+    ap.add_argument("--buckets", default=",".join(map(str, DEFAULT_BUCKETS)))
     ap.add_argument("--out", default="bench/results")
     args = ap.parse_args()
     t0 = time.time()

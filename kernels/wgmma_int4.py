@@ -16,14 +16,25 @@ at 0.75x cuBLAS).
   writes registers that no wgmma in flight reads; ptxas would otherwise serialize the wgmmas.
 * One extra warp issues the TMA loads into a ring of stages as the wgmma warps free them
   (mbarriers both ways), which keeps the loads' barriers out of the wgmma warps' loop.
+* Persistent: one program an SM walks the output tiles. The loader runs on into the next tile
+  while the wgmma warps store this one, through shared memory and a TMA store that is only
+  waited for before the next tile's store. Against one program a tile: medians at M = 2048
+  0.89x -> 0.94x cuBLAS (sym), 0.83x -> 0.87x (asym) (bench/README.md).
+* Scales and zero points are loaded once a scale group (two K steps when the group is a multiple
+  of 128), and a zero point stays a code until the step that uses it converts it. Together these
+  gained asymmetric formats 1-5% (geometric means over the layers, M = 512-4096); the late
+  conversion alone did not help.
 
 Only the stored layout the quantizers write is read (codes [N, K/2] bytes, scales [N, G], zero
 points [N, G] bytes); no repacking. The tile (128 W rows x 256 x rows x 64) and the stage count
-come from the sweeps in bench/results/kernel-variants-h100-wgmma-rega-{1,2,3}.json. There is no
+come from the sweeps in bench/results/kernel-variants-h100-wgmma-rega-{1,2,3}.json (one program a
+tile; the persistent grid left them as they were: 213 KB of shared memory with the y tile). There is no
 interpreter for Gluon: the CPU tests cover the dispatch rule, the GPU tests the numbers.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import triton
@@ -44,35 +55,41 @@ except ImportError:  # pragma: no cover - depends on the Triton install
 
 BLOCK = (128, 256, 64)  # W rows (16 a wgmma warp), x rows (wgmma's N), K a step
 STAGES = 4
-FUSED_MAX_M = 2048  # from here on dequantize + cuBLAS is as fast or faster (`pays_off`)
+FUSED_MAX_M = 4096  # from here on dequantize + cuBLAS is as fast or faster (`pays_off`)
 
 
 def tiles(m: int, n: int) -> int:
-    """Programs the kernel launches for an [m, n] output."""
+    """Output tiles of an [m, n] problem (the persistent grid runs min(tiles, SMs) programs)."""
     return triton.cdiv(m, BLOCK[1]) * triton.cdiv(n, BLOCK[0])
 
 
 def pays_off(m: int, n: int, sms: int) -> bool:
     """Whether this kernel beats dequantize + cuBLAS here (bench/results/prefill-paths-h100.json,
-    int4-g128 over the 10 benchmark layers at M = 512, 1024, 2048 on the H100):
-    * tiles for at least 3/4 of the SMs: with 16-64 tiles (k/v projections, and N = 4096 at
-      M = 512) it ran at 0.21-0.58x cuBLAS against 0.64-0.90x, with 128 or more at 0.78-1.02x
-      against 0.61-0.85x;
-    * M below FUSED_MAX_M: at M = 2048 the two paths are even for symmetric formats (medians
-      0.883x and 0.878x) and dequantize + cuBLAS wins for asymmetric ones (0.863x against 0.819x);
-      the dequantize pass costs the same at any M, the fused kernel a share of the GEMM."""
+    int4-g128 sym and asym over the 10 benchmark layers at M = 512 ... 8192 on the H100):
+    * tiles for at least 3/4 of the SMs: at M = 512-2048 the 16 cases with 16-64 tiles (k/v
+      projections, N = 4096 at M = 512) ran at 0.22-0.58x cuBLAS against 0.61-0.89x, the 44 with
+      128 or more at 0.81-1.06x (median 0.92x) against 0.56-0.92x (0.76x);
+    * M below FUSED_MAX_M: at M = 2048 it won 15 of those 16 cases (medians 0.95x / 0.92x sym /
+      asym against 0.88x / 0.86x), at M = 4096 8 of 20 (0.94x / 0.89x against 0.95x / 0.92x), at
+      8192 4 of 20: the dequantize pass costs the same at any M, the fused dequantize a share of
+      the GEMM."""
     return m < FUSED_MAX_M and 4 * tiles(m, n) >= 3 * sms
+
+
+@functools.cache
+def _sm_count(device: int | None) -> int:
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def supported(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, bits: int, group: int, k: int) -> bool:
     """Whether the kernel takes this problem: Gluon present, an sm_90 GPU (wgmma), fp16 x and
     scales, int4 codes, K a whole number of steps and scale groups of whole steps, and tensors TMA
-    can address (16-byte aligned rows and bases)."""
+    can address (16-byte aligned rows and bases, for y's store too: N a multiple of 8)."""
     return (gluon is not None and x2.is_cuda and torch.cuda.get_device_capability(x2.device)[0] == 9
             and x2.dtype == torch.float16 and scales.dtype == torch.float16 and bits == 4
             and k % BLOCK[2] == 0 and group % BLOCK[2] == 0
             and x2.stride(-1) == 1 and (x2.stride(0) * 2) % 16 == 0 and x2.data_ptr() % 16 == 0
-            and codes.is_contiguous() and codes.data_ptr() % 16 == 0)
+            and codes.is_contiguous() and codes.data_ptr() % 16 == 0 and codes.shape[0] % 8 == 0)
 
 
 if gluon is not None:
@@ -120,19 +137,25 @@ if gluon is not None:
                                           shape=[BN, BKB])
 
     @gluon.jit
-    def _scale_zero(s_ptr, z_ptr, rows, row_ok, k0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM: gl.constexpr):
-        """Scale and 1024 + zero-point (fp16) of each row for the group holding input k0 (clamped)."""
+    def _load_scale_zero(s_ptr, z_ptr, rows, row_ok, k0, K, GROUP, stride_sn, stride_zn, stride_zg,
+                         SYM: gl.constexpr):
+        """Scale (fp16) and zero-point code (uint8; 8 when symmetric) of each row for the group
+        holding input k0 (clamped). The zero point stays a code until `_dequant_fragment` uses it."""
         g = gl.minimum(k0, K - 1) // GROUP
         s = gl.load(s_ptr + rows * stride_sn + g, mask=row_ok, other=0.0)
         if SYM:
-            zf = gl.full(s.shape, 1032.0, gl.float16, s.type.layout)
+            z = gl.full(s.shape, 8, gl.uint8, s.type.layout)
         else:
             z = gl.load(z_ptr + rows * stride_zn + g * stride_zg, mask=row_ok, other=0)
-            zf = (z.to(gl.uint16) | 0x6400).to(gl.float16, bitcast=True)
-        return s, zf
+        return s, z
 
     @gluon.jit
-    def _dequant_fragment(c_buf, s, zf, a_layout: gl.constexpr, code_layout: gl.constexpr):
+    def _zero_fp16(z):
+        """1024 + z as fp16 (z under the exponent of 1024), what the PTX block subtracts."""
+        return (z.to(gl.uint16) | 0x6400).to(gl.float16, bitcast=True)
+
+    @gluon.jit
+    def _dequant_fragment(c_buf, s, z, a_layout: gl.constexpr, code_layout: gl.constexpr):
         """Code bytes [BN, BKB] in shared memory -> (q - z) * s as wgmma's register A operand."""
         BN: gl.constexpr = c_buf.type.shape[0]
         BKB: gl.constexpr = c_buf.type.shape[1]
@@ -141,6 +164,7 @@ if gluon is not None:
         # goes here, where the MEMBAR it compiles to waits only for these loads, needed anyway; left
         # to the compiler it lands after the next step's scale loads and waits for them too.
         fence_async_shared()
+        zf = _zero_fp16(z)
         zl = gl.broadcast(gl.expand_dims(zf, 1), codes)[0]
         zh = gl.broadcast(gl.expand_dims(960.0 - zf, 1), codes)[0]  # -(64 + z), exact in fp16
         sb = gl.broadcast(gl.expand_dims(s, 1), codes)[0]
@@ -151,31 +175,48 @@ if gluon is not None:
         return gl.convert_layout(w, a_layout, assert_trivial=True)
 
     @gluon.jit
-    def _step(i, a, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K, GROUP, stride_sn, stride_zn,
-              stride_zg, s, zf, SYM: gl.constexpr, STAGES: gl.constexpr, a_layout: gl.constexpr,
-              code_layout: gl.constexpr):
-        """K step i: dequantize into `a` (registers no wgmma in flight reads), issue wgmma i, wait
-        for wgmma i - 1 (every warp's), and hand its stage back to the loader warp."""
+    def _step(c, i, a, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K, GROUP, stride_sn, stride_zn,
+              stride_zg, s, z, SYM: gl.constexpr, STAGES: gl.constexpr, a_layout: gl.constexpr,
+              code_layout: gl.constexpr, LOAD: gl.constexpr):
+        """K step i of the tile whose first step is ring position c: dequantize into `a` (registers
+        no wgmma in flight reads) and issue its wgmma; with LOAD, load the next step's scales and
+        zero points (else the next step is in this one's group)."""
         BK: gl.constexpr = x_bufs.type.shape[2]
-        st = i % STAGES
-        mbarrier.wait(ready.index(st), (i // STAGES) & 1)
-        a = _dequant_fragment(c_bufs.index(st), s, zf, a_layout, code_layout)
-        # the next step's scales, issued after this step's fence so that the fence does not wait for them
-        s1, zf1 = _scale_zero(s_ptr, z_ptr, rows, row_ok, (i + 1) * BK, K, GROUP, stride_sn, stride_zn, stride_zg,
-                              SYM)
+        st = (c + i) % STAGES
+        mbarrier.wait(ready.index(st), ((c + i) // STAGES) & 1)
+        a = _dequant_fragment(c_bufs.index(st), s, z, a_layout, code_layout)
+        # issued after this step's fence so that the fence does not wait for them
+        if LOAD:
+            s, z = _load_scale_zero(s_ptr, z_ptr, rows, row_ok, (i + 1) * BK, K, GROUP, stride_sn, stride_zn,
+                                    stride_zg, SYM)
         acc = warpgroup_mma(a, x_bufs.index(st).permute((1, 0)), acc, is_async=True)
-        return a, acc, s1, zf1
+        return a, acc, s, z
 
     @gluon.jit
-    def _release(i, empty, STAGES: gl.constexpr):
+    def _release(c, i, empty, STAGES: gl.constexpr):
         """After the wait for wgmma i - 1 in every warp: its stage is free (none before step 1)."""
         gl.thread_barrier()
-        mbarrier.arrive(empty.index((i + STAGES - 1) % STAGES), count=1, pred=i > 0)
+        mbarrier.arrive(empty.index((c + i + STAGES - 1) % STAGES), count=1, pred=i > 0)
 
     @gluon.jit
-    def _mma_partition(x_bufs, c_bufs, ready, empty, s_ptr, z_ptr, off_n, N, K, GROUP, stride_sn, stride_zn,
-                       stride_zg, SYM: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr):
-        """The program's warps: the fp32 tile y^T[BN, BM], two K steps a loop trip."""
+    def _store_tile(acc, y_desc, y_smem, b_ptr, off_m, off_n, N, HAS_BIAS: gl.constexpr):
+        """y[off_m:, off_n:] = acc^T (+ bias) through shared memory and a TMA store, which runs on
+        while the next tile's steps start (waited for before y_smem is written again)."""
+        BN: gl.constexpr = acc.type.shape[0]
+        if HAS_BIAS:
+            offs_n = off_n + gl.arange(0, BN, layout=gl.SliceLayout(1, acc.type.layout))
+            acc += gl.expand_dims(gl.load(b_ptr + offs_n, mask=offs_n < N, other=0.0).to(gl.float32), 1)
+        tma.store_wait(0)
+        y_smem.store(gl.permute(acc.to(gl.float16), (1, 0)))
+        fence_async_shared()
+        tma.async_copy_shared_to_global(y_desc, [off_m, off_n], y_smem)
+
+    @gluon.jit
+    def _mma_partition(x_bufs, c_bufs, ready, empty, y_desc, s_ptr, z_ptr, b_ptr, M, N, K, GROUP, stride_sn,
+                       stride_zn, stride_zg, SYM: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr,
+                       GROUP_M: gl.constexpr, PAIRED: gl.constexpr, num_warps: gl.constexpr):
+        """The program's wgmma warps, tile after tile: the fp32 tile y^T[BN, BM], two K steps a loop
+        trip, then its store. PAIRED: a trip's two steps share a scale group, loaded once."""
         BM: gl.constexpr = x_bufs.type.shape[1]
         BK: gl.constexpr = x_bufs.type.shape[2]
         BN: gl.constexpr = c_bufs.type.shape[1]
@@ -183,78 +224,106 @@ if gluon is not None:
         acc_layout: gl.constexpr = _acc_layout(BN, BM, num_warps)
         a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
         code_layout: gl.constexpr = _code_layout(BN, BKB, num_warps)
-        rows = off_n + gl.arange(0, BN, layout=gl.SliceLayout(1, code_layout))
-        row_ok = rows < N
+        y_smem = gl.allocate_shared_memory(gl.float16, [BM, BN], y_desc.layout)
         ksteps = K // BK
-
-        s, zf = _scale_zero(s_ptr, z_ptr, rows, row_ok, 0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM)
-        acc = gl.zeros((BN, BM), dtype=gl.float32, layout=acc_layout)
         a0 = gl.zeros((BN, BK), dtype=gl.float16, layout=a_layout)
         a1 = gl.zeros((BN, BK), dtype=gl.float16, layout=a_layout)
-        for j in range(ksteps // 2):
-            a0, acc, s, zf = _step(2 * j, a0, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K,
-                                   GROUP, stride_sn, stride_zn, stride_zg, s, zf, SYM, STAGES, a_layout, code_layout)
-            acc, a0, a1 = warpgroup_mma_wait(num_outstanding=1, deps=(acc, a0, a1))
-            _release(2 * j, empty, STAGES)
-            a1, acc, s, zf = _step(2 * j + 1, a1, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K,
-                                   GROUP, stride_sn, stride_zn, stride_zg, s, zf, SYM, STAGES, a_layout, code_layout)
-            acc, a0, a1 = warpgroup_mma_wait(num_outstanding=1, deps=(acc, a0, a1))
-            _release(2 * j + 1, empty, STAGES)
-        if ksteps % 2 == 1:
-            a0, acc, s, zf = _step(ksteps - 1, a0, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K,
-                                   GROUP, stride_sn, stride_zn, stride_zg, s, zf, SYM, STAGES, a_layout, code_layout)
-            acc, a0, a1 = warpgroup_mma_wait(num_outstanding=1, deps=(acc, a0, a1))
-        acc, a0, a1 = warpgroup_mma_wait(num_outstanding=0, deps=(acc, a0, a1))
-        return (acc, )
+        c = 0  # ring position of the tile's first step (the loader counts the same way)
+        for tile in range(gl.program_id(0), gl.cdiv(M, BM) * gl.cdiv(N, BN), gl.num_programs(0)):
+            off_m, off_n = _tile_coords(tile, M, N, BM, BN, GROUP_M)
+            rows = off_n + gl.arange(0, BN, layout=gl.SliceLayout(1, code_layout))
+            row_ok = rows < N
+            s, z = _load_scale_zero(s_ptr, z_ptr, rows, row_ok, 0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM)
+            acc = gl.zeros((BN, BM), dtype=gl.float32, layout=acc_layout)
+            for j in range(ksteps // 2):
+                a0, acc, s, z = _step(c, 2 * j, a0, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K, GROUP,
+                                      stride_sn, stride_zn, stride_zg, s, z, SYM, STAGES, a_layout, code_layout,
+                                      not PAIRED)
+                acc, a0, a1 = warpgroup_mma_wait(num_outstanding=1, deps=(acc, a0, a1))
+                _release(c, 2 * j, empty, STAGES)
+                a1, acc, s, z = _step(c, 2 * j + 1, a1, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K,
+                                      GROUP, stride_sn, stride_zn, stride_zg, s, z, SYM, STAGES, a_layout,
+                                      code_layout, True)
+                acc, a0, a1 = warpgroup_mma_wait(num_outstanding=1, deps=(acc, a0, a1))
+                _release(c, 2 * j + 1, empty, STAGES)
+            if ksteps % 2 == 1:
+                a0, acc, s, z = _step(c, ksteps - 1, a0, acc, x_bufs, c_bufs, ready, s_ptr, z_ptr, rows, row_ok, K,
+                                      GROUP, stride_sn, stride_zn, stride_zg, s, z, SYM, STAGES, a_layout,
+                                      code_layout, True)
+                acc, a0, a1 = warpgroup_mma_wait(num_outstanding=1, deps=(acc, a0, a1))
+                _release(c, ksteps - 1, empty, STAGES)
+            acc, a0, a1 = warpgroup_mma_wait(num_outstanding=0, deps=(acc, a0, a1))
+            _release(c, ksteps, empty, STAGES)  # the tile's last stage
+            _store_tile(acc, y_desc, y_smem, b_ptr, off_m, off_n, N, HAS_BIAS)
+            c += ksteps
+        tma.store_wait(0)
 
     @gluon.jit
-    def _tile_offsets(M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.constexpr):
-        """First x row and first W row of this program's tile, in grouped order: GROUP_M x tiles
+    def _tile_coords(tile, M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.constexpr):
+        """First x row and first W row of output tile `tile`, in grouped order: GROUP_M x tiles
         share each weight tile while it is in L2."""
-        pid = gl.program_id(0)
         tiles_m = gl.cdiv(M, BM)
         tiles_n = gl.cdiv(N, BN)
         per_group = GROUP_M * tiles_n
-        first_m = (pid // per_group) * GROUP_M
+        first_m = (tile // per_group) * GROUP_M
         group_rows = gl.minimum(tiles_m - first_m, GROUP_M)
-        pid_m = first_m + (pid % per_group) % group_rows
-        pid_n = (pid % per_group) // group_rows
+        pid_m = first_m + (tile % per_group) % group_rows
+        pid_n = (tile % per_group) // group_rows
         return pid_m * BM, pid_n * BN
 
     @gluon.jit
-    def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred, STAGES: gl.constexpr):
-        """TMA loads of K step `step` (x tile and code tile) into its stage, on the stage's barrier."""
-        BK: gl.constexpr = x_desc.block_type.shape[1]
-        BKB: gl.constexpr = c_desc.block_type.shape[1]
-        st = step % STAGES
-        bar = bars.index(st)
-        mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
-        tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_bufs.index(st), pred)
-        tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_bufs.index(st), pred)
+    def _tile_offsets(M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.constexpr):
+        """`_tile_coords` of a one-tile-a-program grid."""
+        return _tile_coords(gl.program_id(0), M, N, BM, BN, GROUP_M)
 
     @gluon.jit
-    def _load_partition(x_desc, c_desc, x_bufs, c_bufs, ready, empty, off_m, off_n, K, STAGES: gl.constexpr):
-        """One warp: the TMA loads of x and code tiles, a stage as soon as the wgmma warps free it."""
-        for i in range(K // x_desc.block_type.shape[1]):
-            # a fresh barrier passes the wait for the phase before its first
-            mbarrier.wait(empty.index(i % STAGES), ((i // STAGES) & 1) ^ 1)
-            _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, i, off_m, off_n, True, STAGES)
+    def _load_step(x_desc, c_desc, x_buf, c_buf, bar, step, off_m, off_n, pred):
+        """TMA loads of K step `step` (x tile and code tile) into one stage, on its barrier."""
+        BK: gl.constexpr = x_desc.block_type.shape[1]
+        BKB: gl.constexpr = c_desc.block_type.shape[1]
+        mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
+        tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_buf, pred)
+        tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_buf, pred)
+
+    @gluon.jit
+    def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred, STAGES: gl.constexpr):
+        """`_load_step` into stage step % STAGES."""
+        st = step % STAGES
+        _load_step(x_desc, c_desc, x_bufs.index(st), c_bufs.index(st), bars.index(st), step, off_m, off_n, pred)
+
+    @gluon.jit
+    def _load_partition(x_desc, c_desc, x_bufs, c_bufs, ready, empty, M, N, K, STAGES: gl.constexpr,
+                        GROUP_M: gl.constexpr):
+        """One warp: the TMA loads of the program's tiles, a stage as soon as the wgmma warps free
+        it, running on into the next tile while they finish and store this one."""
+        BM: gl.constexpr = x_desc.block_type.shape[0]
+        BN: gl.constexpr = c_desc.block_type.shape[0]
+        ksteps = K // x_desc.block_type.shape[1]
+        c = 0
+        for tile in range(gl.program_id(0), gl.cdiv(M, BM) * gl.cdiv(N, BN), gl.num_programs(0)):
+            off_m, off_n = _tile_coords(tile, M, N, BM, BN, GROUP_M)
+            for i in range(ksteps):
+                st = (c + i) % STAGES
+                # a fresh barrier passes the wait for the phase before its first
+                mbarrier.wait(empty.index(st), (((c + i) // STAGES) & 1) ^ 1)
+                _load_step(x_desc, c_desc, x_bufs.index(st), c_bufs.index(st), ready.index(st), i, off_m, off_n,
+                           True)
+            c += ksteps
 
     @gluon.jit
     def _wgmma_int4_kernel(
-        x_desc, c_desc, s_ptr, z_ptr, b_ptr, y_ptr,
-        M, N, K, GROUP, stride_sn, stride_zn, stride_zg, stride_ym,
+        x_desc, c_desc, y_desc, s_ptr, z_ptr, b_ptr,
+        M, N, K, GROUP, stride_sn, stride_zn, stride_zg,
         SYM: gl.constexpr, HAS_BIAS: gl.constexpr, STAGES: gl.constexpr, GROUP_M: gl.constexpr,
-        num_warps: gl.constexpr,
+        PAIRED: gl.constexpr, num_warps: gl.constexpr,
     ):
+        """Persistent: a program per SM walks the output tiles (tile, tile + programs, ...)."""
         BM: gl.constexpr = x_desc.block_type.shape[0]
         BK: gl.constexpr = x_desc.block_type.shape[1]
         BN: gl.constexpr = c_desc.block_type.shape[0]
         BKB: gl.constexpr = c_desc.block_type.shape[1]
         gl.static_assert(BKB * 2 == BK)
         gl.static_assert(BN == 16 * num_warps)
-
-        off_m, off_n = _tile_offsets(M, N, BM, BN, GROUP_M)
 
         x_bufs = gl.allocate_shared_memory(gl.float16, [STAGES, BM, BK], x_desc.layout)
         c_bufs = gl.allocate_shared_memory(gl.uint8, [STAGES, BN, BKB], c_desc.layout)
@@ -264,26 +333,14 @@ if gluon is not None:
             mbarrier.init(ready.index(i), count=1)
             mbarrier.init(empty.index(i), count=1)
 
-        acc, = gl.warp_specialize([
-            (_mma_partition, (x_bufs, c_bufs, ready, empty, s_ptr, z_ptr, off_n, N, K, GROUP, stride_sn, stride_zn,
-                              stride_zg, SYM, STAGES, num_warps)),
-            (_load_partition, (x_desc, c_desc, x_bufs, c_bufs, ready, empty, off_m, off_n, K, STAGES)),
+        gl.warp_specialize([
+            (_mma_partition, (x_bufs, c_bufs, ready, empty, y_desc, s_ptr, z_ptr, b_ptr, M, N, K, GROUP, stride_sn,
+                              stride_zn, stride_zg, SYM, HAS_BIAS, STAGES, GROUP_M, PAIRED, num_warps)),
+            (_load_partition, (x_desc, c_desc, x_bufs, c_bufs, ready, empty, M, N, K, STAGES, GROUP_M)),
         ], [1], [24])
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(ready.index(i))
             mbarrier.invalidate(empty.index(i))
-
-        # acc is y^T; stored with n fastest across a warp's lanes (8 outputs a thread, 128-byte
-        # rows of y): from the accumulator's own layout each store would write 2 bytes.
-        out_layout: gl.constexpr = gl.BlockedLayout([8, 1], [8, 4], [1, num_warps], [0, 1])
-        out = gl.convert_layout(acc, out_layout)
-        offs_n = off_n + gl.arange(0, BN, layout=gl.SliceLayout(1, out_layout))
-        offs_m = off_m + gl.arange(0, BM, layout=gl.SliceLayout(0, out_layout))
-        n_ok = offs_n < N
-        if HAS_BIAS:
-            out += gl.expand_dims(gl.load(b_ptr + offs_n, mask=n_ok, other=0.0).to(gl.float32), 1)
-        y_ptrs = y_ptr + gl.expand_dims(offs_m, 0) * stride_ym + gl.expand_dims(offs_n, 1)
-        gl.store(y_ptrs, out.to(gl.float16), mask=gl.expand_dims(n_ok, 1) & gl.expand_dims(offs_m < M, 0))
 
 
 def wgmma_int4_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,
@@ -297,9 +354,12 @@ def wgmma_int4_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tenso
     bn, bm, bk = BLOCK
     x_layout = gl.NVMMASharedLayout.get_default_for([bm, bk], gl.float16)
     c_layout = gl.NVMMASharedLayout.get_default_for([bn, bk // 2], gl.uint8)
+    y_layout = gl.NVMMASharedLayout.get_default_for([bm, bn], gl.float16)
     x_desc = TensorDescriptor.from_tensor(x2, [bm, bk], x_layout)
     c_desc = TensorDescriptor.from_tensor(codes, [bn, bk // 2], c_layout)
-    _wgmma_int4_kernel[(tiles(m, n), )](
-        x_desc, c_desc, scales, zeros if zeros is not None else codes, bias if bias is not None else scales, y,
-        m, n, k, group, scales.stride(0), zeros.stride(0) if zeros is not None else 0, 1, y.stride(0),
-        zeros is None, bias is not None, STAGES, 8, num_warps=bn // 16)
+    y_desc = TensorDescriptor.from_tensor(y, [bm, bn], y_layout)
+    programs = min(tiles(m, n), _sm_count(x2.device.index))
+    _wgmma_int4_kernel[(programs, )](
+        x_desc, c_desc, y_desc, scales, zeros if zeros is not None else codes, bias if bias is not None else scales,
+        m, n, k, group, scales.stride(0), zeros.stride(0) if zeros is not None else 0, 1,
+        zeros is None, bias is not None, STAGES, 8, group % (2 * bk) == 0, num_warps=bn // 16)

@@ -18,8 +18,10 @@ from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, conso
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat, all_formats
 from autoquant.hardware.latency import latency_model_for, local_gpu_name, plan_latency
-from autoquant.hardware.profile import profile_dir, saved_profiles
+from autoquant.hardware.profile import DEFAULT_BUCKETS, profile_dir, saved_profiles
 from autoquant.hardware.specs import BUILTIN_SPECS
+
+_BUCKETS = ",".join(map(str, DEFAULT_BUCKETS))
 
 HardwareOpt = Annotated[
     Optional[str],
@@ -78,7 +80,7 @@ def _parse_list(text: str, parse, what: str) -> list:
 def profile(
     model: ModelOpt = None,
     formats: Annotated[Optional[str], typer.Option("--formats", help="Comma-separated formats. Default: all.")] = None,
-    buckets: Annotated[str, typer.Option("--buckets", help="Token counts to time, comma-separated.")] = "1,4,16,64,256,2048",
+    buckets: Annotated[str, typer.Option("--buckets", help="Token counts to time, comma-separated.")] = _BUCKETS,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Profile JSON path. Default: the profile directory.")] = None,
     rest: Annotated[bool, typer.Option("--rest/--no-rest", help="Also time whole 16-bit forwards to fit the rest-of-model allowance.")] = True,
 ) -> None:
@@ -99,7 +101,7 @@ def profile(
     fmts = _parse_list(formats, QuantFormat.parse, "--formats") if formats else all_formats()
     toks = _parse_list(buckets, int, "--buckets")
     if not toks or min(toks) < 1:
-        raise UserError("--buckets must be positive token counts, e.g. 1,4,16,64,256,2048")
+        raise UserError(f"--buckets must be positive token counts, e.g. {_BUCKETS}")
     source = resolve_model(model)
     config = load_config(source)
     shape = ModelShape.from_source(source)

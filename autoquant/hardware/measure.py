@@ -20,12 +20,11 @@ from torch import nn
 
 from autoquant.formats import QuantFormat
 from autoquant.hardware.base import RestCalibration
-from autoquant.hardware.profile import HardwareProfile, shape_key
+from autoquant.hardware.profile import DEFAULT_BUCKETS, HardwareProfile, shape_key
 from autoquant.hardware.specs import match_spec
 from autoquant.memory import ModelShape, kv_cache_bytes
 from autoquant.quant import quantize
 
-DEFAULT_BUCKETS = (1, 4, 16, 64, 256, 2048)
 Progress = Callable[[str], None]
 
 

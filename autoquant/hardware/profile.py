@@ -28,6 +28,10 @@ from autoquant.models import CACHE_DIR
 from autoquant.jsonfile import read_json, write_json
 
 PROFILE_VERSION = 1
+# Token counts timed by default: decode batches, then prefill lengths. 512 and 1024 sit where the
+# fused int4 prefill kernel takes over from dequantize + cuBLAS (kernels/wgmma_int4.py), which
+# interpolating between 256 and 2048 would miss.
+DEFAULT_BUCKETS = (1, 4, 16, 64, 256, 512, 1024, 2048)
 
 
 def profile_dir() -> Path:

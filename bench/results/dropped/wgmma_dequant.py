@@ -33,7 +33,21 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 # The PTX block, scale loads, stage loads and tile order are the landed kernel's (kernels/wgmma_int4.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from kernels.wgmma_int4 import _INT4_DEQUANT_ASM, _issue_loads, _scale_zero, _tile_offsets  # noqa: E402
+from kernels.wgmma_int4 import (  # noqa: E402
+    _INT4_DEQUANT_ASM,
+    _issue_loads,
+    _load_scale_zero,
+    _tile_offsets,
+    _zero_fp16,
+)
+
+
+@gluon.jit
+def _scale_zero(s_ptr, z_ptr, rows, row_ok, k0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM: gl.constexpr):
+    """Scale and 1024 + zero point (fp16) of each row for the group holding input k0; these kernels
+    convert the zero point where it is loaded (the landed kernel converts it where it is used)."""
+    s, z = _load_scale_zero(s_ptr, z_ptr, rows, row_ok, k0, K, GROUP, stride_sn, stride_zn, stride_zg, SYM)
+    return s, _zero_fp16(z)
 
 
 @gluon.constexpr_function

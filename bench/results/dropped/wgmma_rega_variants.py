@@ -38,17 +38,28 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-# The dequantize helpers (the PTX block, layouts, scale loads) are the landed kernel's.
+# The dequantize helpers (the PTX block, layouts, scale loads) are the landed kernel's; since it
+# became persistent (one program per SM), its zero points stay codes until `_dequant_fragment`
+# converts them, so `_scale_zero` here is its `_load_scale_zero` and `zf` holds codes.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from kernels.wgmma_int4 import (  # noqa: E402
     _acc_layout,
     _code_layout,
     _dequant_fragment,
     _issue_loads,
-    _load_partition,
-    _scale_zero,
     _tile_offsets,
 )
+from kernels.wgmma_int4 import _load_scale_zero as _scale_zero  # noqa: E402
+
+
+@gluon.jit
+def _load_partition(x_desc, c_desc, x_bufs, c_bufs, ready, empty, off_m, off_n, K, STAGES: gl.constexpr):
+    """One warp: the TMA loads of x and code tiles, a stage as soon as the wgmma warps free it (the
+    landed kernel's loader before it became persistent)."""
+    for i in range(K // x_desc.block_type.shape[1]):
+        # a fresh barrier passes the wait for the phase before its first
+        mbarrier.wait(empty.index(i % STAGES), ((i // STAGES) & 1) ^ 1)
+        _issue_loads(x_desc, c_desc, x_bufs, c_bufs, ready, i, off_m, off_n, True, STAGES)
 
 
 @gluon.jit
