@@ -77,7 +77,8 @@ def pays_off(m: int, n: int, sms: int) -> bool:
 
 
 @functools.cache
-def _sm_count(device: int | None) -> int:
+def sm_count(device: int | None) -> int:
+    """Streaming multiprocessors of a CUDA device (index; None: the current one)."""
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
@@ -272,11 +273,6 @@ if gluon is not None:
         return pid_m * BM, pid_n * BN
 
     @gluon.jit
-    def _tile_offsets(M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.constexpr):
-        """`_tile_coords` of a one-tile-a-program grid."""
-        return _tile_coords(gl.program_id(0), M, N, BM, BN, GROUP_M)
-
-    @gluon.jit
     def _load_step(x_desc, c_desc, x_buf, c_buf, bar, step, off_m, off_n, pred):
         """TMA loads of K step `step` (x tile and code tile) into one stage, on its barrier."""
         BK: gl.constexpr = x_desc.block_type.shape[1]
@@ -284,12 +280,6 @@ if gluon is not None:
         mbarrier.expect(bar, x_desc.block_type.nbytes + c_desc.block_type.nbytes, pred=pred)
         tma.async_copy_global_to_shared(x_desc, [off_m, step * BK], bar, x_buf, pred)
         tma.async_copy_global_to_shared(c_desc, [off_n, step * BKB], bar, c_buf, pred)
-
-    @gluon.jit
-    def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred, STAGES: gl.constexpr):
-        """`_load_step` into stage step % STAGES."""
-        st = step % STAGES
-        _load_step(x_desc, c_desc, x_bufs.index(st), c_bufs.index(st), bars.index(st), step, off_m, off_n, pred)
 
     @gluon.jit
     def _load_partition(x_desc, c_desc, x_bufs, c_bufs, ready, empty, M, N, K, STAGES: gl.constexpr,
@@ -358,7 +348,7 @@ def wgmma_int4_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tenso
     x_desc = TensorDescriptor.from_tensor(x2, [bm, bk], x_layout)
     c_desc = TensorDescriptor.from_tensor(codes, [bn, bk // 2], c_layout)
     y_desc = TensorDescriptor.from_tensor(y, [bm, bn], y_layout)
-    programs = min(tiles(m, n), _sm_count(x2.device.index))
+    programs = min(tiles(m, n), sm_count(x2.device.index))
     _wgmma_int4_kernel[(programs, )](
         x_desc, c_desc, y_desc, scales, zeros if zeros is not None else codes, bias if bias is not None else scales,
         m, n, k, group, scales.stride(0), zeros.stride(0) if zeros is not None else 0, 1,

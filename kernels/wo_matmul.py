@@ -1211,9 +1211,7 @@ def _large_configs() -> list[triton.Config]:
 
 
 def _num_sms() -> int:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_properties(torch.cuda.current_device()).multi_processor_count
-    return 132
+    return wgmma_int4.sm_count(torch.cuda.current_device()) if torch.cuda.is_available() else 132
 
 
 def block_k_fits(block_k: int, group: int, bits: int) -> bool:
@@ -1221,6 +1219,12 @@ def block_k_fits(block_k: int, group: int, bits: int) -> bool:
     of codes for a dot (int4: K/2 >= 16)."""
     min_k = min_block_k(bits)
     return block_k >= min_k and group % block_k == 0
+
+
+def fits_groups(sub: int, group: int, k: int, bits: int) -> bool:
+    """Whether sub-blocks of `sub` inputs, each under one scale, fit scale groups of `group` (any
+    sub-block fits a per-channel format's single group)."""
+    return group == k or block_k_fits(sub, group, bits)
 
 
 def min_block_k(bits: int) -> int:
@@ -1237,7 +1241,7 @@ def _prune_small(configs, named_args, **kwargs):
         bn, bk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]
         ng = c.kwargs.get("NG", 1)
         sub = bk // ng  # what must lie inside one scale group
-        if not per_channel and not block_k_fits(sub, group, bits):
+        if not fits_groups(sub, group, k, bits):
             if "OCC" not in c.kwargs or (c := _one_group_a_sub_block(c, group, bits)) is None:
                 continue
         fitting.append(c)
@@ -1281,8 +1285,7 @@ def _one_group_a_sub_block(c: triton.Config, group: int, bits: int) -> triton.Co
 def _prune_large(configs, named_args, **kwargs):
     a = {**named_args, **kwargs}
     k, group, bits, m = a["K"], a["GROUP"], a["BITS"], a["M"]
-    per_channel = group == k
-    fitting = [c for c in configs if per_channel or block_k_fits(c.kwargs["BLOCK_K"], group, bits)]
+    fitting = [c for c in configs if fits_groups(c.kwargs["BLOCK_K"], group, k, bits)]
     out = [c for c in fitting if c.kwargs["BLOCK_M"] <= max(32, triton.next_power_of_2(m))]
     if not fitting:  # a step straddling two scale groups would give wrong numbers
         raise ValueError(f"no kernel config fits scale groups of {group} ({bits}-bit, K = {k})")

@@ -246,7 +246,6 @@ def test_decode_tuners_only_run_configs_inside_groups(n: int, k: int) -> None:
     # Each of a config's sub-blocks takes one scale: one straddling two groups gives wrong numbers
     # (relative error 0.2-0.5). The word kernels' tiles have sub-blocks of 64-128 inputs; groups of
     # 32 (and 64) once fell back to such a tile untuned, and only GPU users saw it.
-    from kernels.wo_matmul import block_k_fits
     for fmt in INT_FORMATS:
         group = fmt.effective_group(k)
         if k % group:
@@ -257,13 +256,12 @@ def test_decode_tuners_only_run_configs_inside_groups(n: int, k: int) -> None:
             assert kept, f"{fmt} M={m}"
             for c in kept:
                 sub = c.kwargs["BLOCK_K"] // c.kwargs.get("NG", 1)
-                assert group == k or block_k_fits(sub, group, fmt.bits), f"{fmt} M={m} {c}"
+                assert wm.fits_groups(sub, group, k, fmt.bits), f"{fmt} M={m} {c}"
             if m == 1 and n >= 1024:  # groups of 32 are tuned over as many tiles as groups of 128
                 assert len(kept) >= 100, f"{fmt}: {len(kept)} configs"
         for m in (17, 32, 64, 256):  # the tl.dot kernel for more tokens (below the dequantize pass)
             kept = _prune_large(wm._large_m_tuned.configs, dict(N=n, K=k, GROUP=group, BITS=fmt.bits, M=m))
-            assert kept and all(group == k or block_k_fits(c.kwargs["BLOCK_K"], group, fmt.bits) for c in kept), \
-                f"{fmt} M={m}"
+            assert kept and all(wm.fits_groups(c.kwargs["BLOCK_K"], group, k, fmt.bits) for c in kept), f"{fmt} M={m}"
 
 
 def test_pruning_never_keeps_a_config_across_groups() -> None:
@@ -318,7 +316,6 @@ def test_decode_chain_in_a_graph_with_dependent_launch(fmt: str, m: int, many: b
     # its first weights before the previous call ends; every call must still read its x only
     # after that call wrote it, and write all of its output. Chained: call i reads call i-1's
     # output. With few programs a SM (many=False) the launches must not use PDL.
-    wm = importlib.import_module("kernels.wo_matmul")  # the module (the package exports the function)
     f, n, k = QuantFormat.parse(fmt), 1024, 1024
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     ctas = (wm.PDL_MIN_PROGRAMS_PER_SM + 1) * sms if many else sms
@@ -380,7 +377,6 @@ def test_dot_chain_in_a_graph_follows_the_graph_pick(fmt: str, pdl: bool, monkey
     # one ends, yet must read x only after it was written, and write every output.
     from kernels import graph_pick
 
-    wm = importlib.import_module("kernels.wo_matmul")
     monkeypatch.setattr(wm, "_DOT_PICK", {})
     picks = []
 
@@ -403,7 +399,6 @@ def test_dot_chain_in_a_graph_follows_the_graph_pick(fmt: str, pdl: bool, monkey
 def test_dot_graph_pick_times_and_caches(monkeypatch) -> None:
     # The real pick: it times the tuner's best few with and without PDL and keeps the fastest;
     # a second process (an emptied memory cache) reads the same choice from disk.
-    wm = importlib.import_module("kernels.wo_matmul")
     monkeypatch.setattr(wm, "_DOT_PICK", {})
     qws, xs, chain = _dot_chain("int4-g128-asym", 8, 4096)
     chain()
@@ -418,7 +413,6 @@ def test_dot_graph_pick_times_and_caches(monkeypatch) -> None:
 def test_decode_pdl_switch_restores_and_never_applies_off_a_gpu() -> None:
     from kernels import decode_pdl
 
-    wm = importlib.import_module("kernels.wo_matmul")
     before = wm.DECODE_PDL
     with decode_pdl(not before):
         assert wm.DECODE_PDL is (not before)

@@ -35,11 +35,25 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from kernels.wgmma_int4 import (  # noqa: E402
     _INT4_DEQUANT_ASM,
-    _issue_loads,
     _load_scale_zero,
-    _tile_offsets,
+    _load_step,
+    _tile_coords,
     _zero_fp16,
 )
+
+
+# One tile a program: the landed kernel's tile order and stage loads before it became persistent.
+@gluon.jit
+def _tile_offsets(M, N, BM: gl.constexpr, BN: gl.constexpr, GROUP_M: gl.constexpr):
+    """`_tile_coords` of a one-tile-a-program grid."""
+    return _tile_coords(gl.program_id(0), M, N, BM, BN, GROUP_M)
+
+
+@gluon.jit
+def _issue_loads(x_desc, c_desc, x_bufs, c_bufs, bars, step, off_m, off_n, pred, STAGES: gl.constexpr):
+    """`_load_step` into stage step % STAGES."""
+    st = step % STAGES
+    _load_step(x_desc, c_desc, x_bufs.index(st), c_bufs.index(st), bars.index(st), step, off_m, off_n, pred)
 
 
 @gluon.jit

@@ -42,14 +42,14 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 # became persistent (one program per SM), its zero points stay codes until `_dequant_fragment`
 # converts them, so `_scale_zero` here is its `_load_scale_zero` and `zf` holds codes.
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernels.wgmma_int4 import (  # noqa: E402
     _acc_layout,
     _code_layout,
     _dequant_fragment,
-    _issue_loads,
-    _tile_offsets,
 )
 from kernels.wgmma_int4 import _load_scale_zero as _scale_zero  # noqa: E402
+from wgmma_dequant import _issue_loads, _tile_offsets  # noqa: E402  (one tile a program)
 
 
 @gluon.jit
