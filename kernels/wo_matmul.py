@@ -159,11 +159,11 @@ def _pair_half(p, HIGH: tl.constexpr, dtype: tl.constexpr):
 
 @triton.jit
 def _zero_terms(zf):
-    """Half2 operands -(64 + z/16) and -(4 + z/16) [BN, NG, 1] of the int4 magic-number unpack,
-    from 1024 + z in fp16: they are fp16 0xD400 | z and 0xC400 | 16 z (z < 64), integer ops."""
+    """Half2 operands -(32 + z/32) and -(2 + z/32) [BN, NG, 1] of the int4 magic-number unpack,
+    from 1024 + z in fp16: they are fp16 0xD000 | z and 0xC000 | 16 z (z < 64), integer ops."""
     zi = zf.to(tl.int16, bitcast=True).to(tl.int32) & 0xFF
-    zl = zi | 0xD400
-    zh = (zi << 4) | 0xC400
+    zl = zi | 0xD000
+    zh = (zi << 4) | 0xC000
     return (zl | (zl << 16))[:, :, None], (zh | (zh << 16))[:, :, None]
 
 
@@ -200,7 +200,7 @@ def _x_pairs_of_words(q0, q1):
 
 @triton.jit
 def _int4_word_products(wd, zf, q0, q1):
-    """Per int4 code word wd [BN, NG, WPG]: the half2 (as int32) holding the sums of (q - z) / 16 * x
+    """Per int4 code word wd [BN, NG, WPG]: the half2 (as int32) holding the sums of (q - z) / 32 * x
     over its codes 0-3 and 4-7 (see `_word_dot`); zf [BN, NG] 1024 + zero-point, q0, q1 [NG, WPG] x quads.
     The unpack is written again in `_word_dot_rows`, which needs it apart from the products; one
     block here on purpose: built from that unpack and a separate product block, the asymmetric
@@ -209,18 +209,18 @@ def _int4_word_products(wd, zf, q0, q1):
     xa, xb, xc, xd = _x_pairs_of_words(q0, q1)
     return tl.inline_asm_elementwise(
         asm="""{
-        .reg .b32 t, a, b, c, d, r16, r256;
-        mov.b32 r16, 0x2C002C00;
-        mov.b32 r256, 0x1C001C00;
+        .reg .b32 t, a, b, c, d, r32, r512;
+        mov.b32 r32, 0x28002800;
+        mov.b32 r512, 0x18001800;
         lop3.b32 a, $1, 0x000F000F, 0x64006400, 0xEA;
         lop3.b32 b, $1, 0x00F000F0, 0x64006400, 0xEA;
         shr.u32 t, $1, 8;
         lop3.b32 c, t, 0x000F000F, 0x64006400, 0xEA;
         lop3.b32 d, t, 0x00F000F0, 0x64006400, 0xEA;
-        fma.rn.f16x2 a, a, r16, $2;
-        fma.rn.f16x2 b, b, r256, $3;
-        fma.rn.f16x2 c, c, r16, $2;
-        fma.rn.f16x2 d, d, r256, $3;
+        fma.rn.f16x2 a, a, r32, $2;
+        fma.rn.f16x2 b, b, r512, $3;
+        fma.rn.f16x2 c, c, r32, $2;
+        fma.rn.f16x2 d, d, r512, $3;
         mul.rn.f16x2 $0, a, $4;
         fma.rn.f16x2 $0, b, $5, $0;
         fma.rn.f16x2 $0, c, $6, $0;
@@ -241,7 +241,7 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
 
     ASM (fp16 x on a GPU): one PTX block a word in packed half2 arithmetic. int4: LOP3 masks
     build the pairs (1024 + q) / (1024 + 16 q) straight from the word, one FMA a pair makes
-    (q - z) / 16, FMAs with x, halves summed, then times 16 s in fp32. int8: PRMT builds 1024 + q,
+    (q - z) / 32, FMAs with x, halves summed, then times 32 s in fp32. int8: PRMT builds 1024 + q,
     then (v - (1024 + z)) * s and FMAs with x, halves summed last.
     Otherwise the same sum in fp32 Triton ops (the interpreter's path, and bf16's)."""
     if ASM:
@@ -250,9 +250,9 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
             # Magic-number unpack straight from the stored word (code t at bits 4t): masking with
             # 0x000F000F / 0x00F000F0 and OR-ing 0x6400 gives the half2 pairs (c0, c4), 16 (c1, c5),
             # and of word >> 8, (c2, c6), 16 (c3, c7): one LOP3 each, one shift a word. One FMA a
-            # pair then makes (q - z) / 16 exactly (v / 16 - (64 + z/16), v / 256 - (4 + z/16)),
-            # small enough that the half2 sum of products with x cannot overflow where x @ W would
-            # not; the scale (times 16) is applied once a word in fp32. x operands are paired to
+            # pair then makes (q - z) / 32 exactly (v / 32 - (32 + z/32), v / 512 - (2 + z/32)),
+            # |.| <= 15/32, so the fp16 sum of a word's 8 products with x stays within 3.75 max|x|
+            # (two words, `_word_dot_pairs`: 7.5); the scale (times 32) is applied in fp32. x operands are paired to
             # match: (x0,x4) (x1,x5) (x2,x6) (x3,x7), by PRMT from the two quads before x is
             # spread over the rows' threads (`_x_pairs_of_words`), so once a word, not a row.
             part = tl.inline_asm_elementwise(
@@ -265,7 +265,7 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
                 constraints="=r,r", args=[_int4_word_products(wd, zf, q0, q1)], dtype=tl.float32, is_pure=True,
                 pack=1,
             )
-            return part * (s.to(tl.float32) * 16.0)[:, :, None]
+            return part * (s.to(tl.float32) * 32.0)[:, :, None]
         zz = _half2_bits(zf)[:, :, None]
         ss = _half2_bits(s)[:, :, None]
         return tl.inline_asm_elementwise(
@@ -294,12 +294,11 @@ def _word_dot(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.co
 
 @triton.jit
 def _word_dot_pairs(wd, xp, zf, s):
-    """`_word_dot` for symmetric int4 with fp16 x on a GPU, two words of a row summed in half2
-    before the one conversion to fp32 and the scale: [BN, NG, WPG] words -> fp32 [BN, NG, WPG // 2].
-    One half2 add, one horizontal add, one conversion and one FFMA for two words instead of two of
-    each (H100: 3-6% faster at M = 1). Each half of the half2 sums 8 terms (q - z) / 16 * x with
-    |q - z| <= 8: at most 4 max|x|, the headroom the one-word sum has for asymmetric codes
-    (4 terms, |q - z| <= 15); asymmetric formats keep the one-word sum."""
+    """`_word_dot` for int4 with fp16 x on a GPU, two words of a row summed in half2 before the one
+    conversion to fp32 and the scale: [BN, NG, WPG] words -> fp32 [BN, NG, WPG // 2]. One half2
+    add, one horizontal add, one conversion and one FFMA for two words instead of two of each
+    (H100: 3-6% faster at M = 1). The last fp16 add sums 16 terms (q - z) / 32 * x: at most
+    7.5 max|x| (|q - z| <= 15; symmetric codes 4 max|x|), what one word with (q - z) / 16 had."""
     q0, q1 = _word_quads(xp, 4)
     prod = _int4_word_products(wd, zf, q0, q1)
     pa, pb = tl.split(tl.reshape(prod, (wd.shape[0], wd.shape[1], wd.shape[2] // 2, 2)))
@@ -314,32 +313,32 @@ def _word_dot_pairs(wd, xp, zf, s):
         }""",
         constraints="=r,r,r", args=[pa, pb], dtype=tl.float32, is_pure=True, pack=1,
     )
-    return part * (s.to(tl.float32) * 16.0)[:, :, None]
+    return part * (s.to(tl.float32) * 32.0)[:, :, None]
 
 
 @triton.jit
 def _word_dot_rows(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: tl.constexpr):
     """`_word_dot` for several token rows: xp [BM, NG, WPG, Q] -> fp32 [BM, BN, NG, WPG].
 
-    Each word is unpacked once (into half2 pairs of (q - z) / 16, or of the dequantized weight
+    Each word is unpacked once (into half2 pairs of (q - z) / 32, or of the dequantized weight
     for int8) and then multiplied with every row's x, so the unpack cost is shared by the rows."""
     if ASM:
         if BITS == 4:
             zl, zh = _zero_terms(zf)
             ua, ub, uc, ud = tl.inline_asm_elementwise(
                 asm="""{
-                .reg .b32 t, r16, r256;
-                mov.b32 r16, 0x2C002C00;
-                mov.b32 r256, 0x1C001C00;
+                .reg .b32 t, r32, r512;
+                mov.b32 r32, 0x28002800;
+                mov.b32 r512, 0x18001800;
                 lop3.b32 $0, $4, 0x000F000F, 0x64006400, 0xEA;
                 lop3.b32 $1, $4, 0x00F000F0, 0x64006400, 0xEA;
                 shr.u32 t, $4, 8;
                 lop3.b32 $2, t, 0x000F000F, 0x64006400, 0xEA;
                 lop3.b32 $3, t, 0x00F000F0, 0x64006400, 0xEA;
-                fma.rn.f16x2 $0, $0, r16, $5;
-                fma.rn.f16x2 $1, $1, r256, $6;
-                fma.rn.f16x2 $2, $2, r16, $5;
-                fma.rn.f16x2 $3, $3, r256, $6;
+                fma.rn.f16x2 $0, $0, r32, $5;
+                fma.rn.f16x2 $1, $1, r512, $6;
+                fma.rn.f16x2 $2, $2, r32, $5;
+                fma.rn.f16x2 $3, $3, r512, $6;
                 }""",
                 constraints="=r,=r,=r,=r,r,r,r", args=[wd, zl, zh],
                 dtype=(tl.int32, tl.int32, tl.int32, tl.int32), is_pure=True, pack=1,
@@ -363,7 +362,7 @@ def _word_dot_rows(wd, xp, zf, s, BITS: tl.constexpr, ASM: tl.constexpr, dtype: 
                       xa[:, None, :, :], xb[:, None, :, :], xc[:, None, :, :], xd[:, None, :, :]],
                 dtype=tl.float32, is_pure=True, pack=1,
             )
-            return part * (s.to(tl.float32) * 16.0)[None, :, :, None]
+            return part * (s.to(tl.float32) * 32.0)[None, :, :, None]
         zz = _half2_bits(zf)[:, :, None]
         ss = _half2_bits(s)[:, :, None]
         w01, w23 = tl.inline_asm_elementwise(
@@ -852,7 +851,7 @@ def _gemv_words_kernel(
     ROWS: tl.constexpr = BLOCK_M > 1
     dtype: tl.constexpr = x_ptr.dtype.element_ty
     ASM: tl.constexpr = USE_ASM and dtype == tl.float16
-    PAIRED: tl.constexpr = SYM and ASM and BITS == 4 and not ROWS  # see `_word_dot_pairs`
+    PAIRED: tl.constexpr = ASM and BITS == 4 and not ROWS  # see `_word_dot_pairs`
     pid = tl.program_id(0)
     ar_n = tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
