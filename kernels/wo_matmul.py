@@ -1372,11 +1372,14 @@ _SYM_ZERO: dict[tuple[torch.device, int], torch.Tensor] = {}
 # with at least PDL_MIN_PROGRAMS_PER_SM programs a SM: with one or two, the next grid's programs,
 # placed while this one still runs, crowd some SMs and leave others idle, and the stream's equal
 # shares then run up to 2x slower (int4-g32 on 8B down: 25 -> 44 us; results/kernel-variants-h100-pdl-programs.txt).
+# Past that rule a tuned launch takes PDL only where its config ran faster with it, timed back to
+# back in a graph at the eager launch (`_pick_words_pdl`): with 3-7 programs a SM it still cost
+# int4-g32-asym 39% on 8B gate/up (17.9 -> 24.9 us, whole-tile shares; bench/README.md).
 # Only in capture: there a kernel just before never writes this one's weights, while eagerly a
 # `quantize` can (its kernels write the codes that the next call would load before its wait).
 DECODE_PDL = True
 PDL_MIN_PROGRAMS_PER_SM = 3
-_PDL_CHAIN: dict = {}  # (tensor alignments, problem) -> PDL in capture, from the eager launch's tuned config
+_PDL_CHAIN: dict = {}  # (tensor alignments, problem) -> PDL in capture, chosen at the eager launch
 _PDL_WARM: set = set()
 
 
@@ -1416,6 +1419,18 @@ def _warm_pdl(sig: tuple, launch: dict, args: tuple, common: dict) -> None:
 # The tl.dot kernel (2 <= M <= 16) in capture: the config and PDL setting timed fastest back to back
 # in a CUDA graph among the tuner's best few (kernels/graph_pick.py), picked at the eager launch.
 _DOT_PICK: dict = {}  # (tensor alignments, problem) -> (triton.Config, PDL)
+
+
+def _pick_words_pdl(sig: tuple, best: triton.Config, launch: dict, programs: int, args: tuple, common: dict) -> bool:
+    """Whether the decode word kernel's tuned config runs faster with PDL than without, launched
+    back to back in a CUDA graph (kernels/graph_pick.py; cached on disk, as the tuner's pick is)."""
+    from kernels import graph_pick
+
+    def run(c: triton.Config, pdl: bool, weight: tuple) -> None:
+        _gemv_words_heur[(programs,)](args[0], *weight, *args[4:], **common, **launch, PDL=pdl, launch_pdl=pdl)
+
+    key = [triton.__version__, torch.cuda.get_device_name(), _gemv_words_kernel.cache_key, str(sig), str(best)]
+    return bool(graph_pick.pick(key, [best], run, args[1:4])["pdl"])
 
 
 def _pick_dot(sig: tuple, tuned, fresh: bool, launch, weight: tuple) -> tuple[triton.Config, bool]:
@@ -1602,10 +1617,10 @@ def wo_matmul_packed(
                 _gemv_words_heur[(programs,)](*args, **common, **launch, PDL=pdl, launch_pdl=pdl)
             _LAST_CONFIG["decode_pdl"] = pdl
             if capable and not capturing:
-                if tune:
-                    _PDL_CHAIN[sig] = chain
                 if chain:
                     _warm_pdl(sig, launch, args, common)
+                if tune and sig not in _PDL_CHAIN:
+                    _PDL_CHAIN[sig] = chain and _pick_words_pdl(sig, best, launch, programs, args, common)
         else:
             tuned, fixed = (_gemv_tuned, _gemv_heur) if m == 1 else (_small_m_tuned, _small_m_heur)
 

@@ -7,13 +7,12 @@
 
 The efficiencies derate datasheet peaks to what cuBLAS (16-bit) and this project's kernels
 (8- and 4-bit) reached on an H100: least-median fit to an earlier run of
-bench/results/profile-h100-llama-3-8b.json with LAUNCH_S fixed; against the committed run (its decode
-times with PDL in the graph, at 2-16 tokens too), median |error| 6% for 16-bit, 18% for int8, 25% for
-int4 over 5 shapes x 6 token counts x every format of that width (the fit's own run: 4%, 16%, 21%;
-without PDL: 6%, 18%, 21%); at most 19%, 87% and 92%, at 64 and 256 tokens,
-where the quantized kernels dequantize in the GEMM loop and run at 0.5-0.65x of cuBLAS, bound by
-neither roof).
-The rest-of-model default is that profile's fit too (HF transformers forwards in CUDA graphs).
+bench/results/profile-h100-llama-3-8b.json with LAUNCH_S fixed. Against the committed profile
+(`bench/roofline_check.py`: 5 shapes x 8 token counts x every format of that width) the median
+|error| is 6% for 16-bit, 19% for int8, 22% for int4; at most 21%, 87% and 92%, at 64 and 256
+tokens, where the quantized kernels dequantize in the GEMM loop and run at 0.5-0.65x of cuBLAS,
+bound by neither roof.
+The rest-of-model default is the earlier profile's fit too (HF transformers forwards in CUDA graphs).
 Every number from this model is an estimate: `measured` is False.
 """
 

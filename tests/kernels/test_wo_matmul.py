@@ -367,6 +367,21 @@ def _dot_chain(fmt: str, m: int, n: int):
     return qws, xs, chain
 
 
+def _force_graph_pick(monkeypatch, pdl: bool) -> list:
+    """Replace graph_pick.pick by one that takes the last candidate config with `pdl`; returns
+    the list that collects each call's candidates."""
+    from kernels import graph_pick
+
+    picks = []
+
+    def forced(key_parts, configs, launch, weight):
+        picks.append(configs)
+        return {"config": graph_pick.config_record(configs[-1]), "pdl": pdl, "timed": []}
+
+    monkeypatch.setattr(graph_pick, "pick", forced)
+    return picks
+
+
 @pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
                     reason="programmatic dependent launch: CUDA graphs on sm_90+")
 @pytest.mark.parametrize("fmt", ["int4-g128-sym", "int4-g128-asym", "int8-pc-sym"])
@@ -375,16 +390,8 @@ def test_dot_chain_in_a_graph_follows_the_graph_pick(fmt: str, pdl: bool, monkey
     # 2 < M <= 16: the eager launch picks config and PDL by timing in a graph (graph_pick); the
     # pick is forced here so both kernels run: with PDL each call may start before the previous
     # one ends, yet must read x only after it was written, and write every output.
-    from kernels import graph_pick
-
     monkeypatch.setattr(wm, "_DOT_PICK", {})
-    picks = []
-
-    def forced(key_parts, configs, launch, weight):
-        picks.append(configs)
-        return {"config": graph_pick.config_record(configs[-1]), "pdl": pdl, "timed": []}
-
-    monkeypatch.setattr(graph_pick, "pick", forced)
+    picks = _force_graph_pick(monkeypatch, pdl)
     qws, xs, chain = _dot_chain(fmt, 16, 2048)
     chain()
     assert len(picks) == 1 and len(wm._DOT_PICK) == 1  # one problem: picked once
@@ -407,6 +414,50 @@ def test_dot_graph_pick_times_and_caches(monkeypatch) -> None:
     chain()
     assert [(str(c), p) for c, p in wm._DOT_PICK.values()] == [(str(config), pdl)]
     graph = _captured(chain)
+    _replay_checked(graph, qws, xs)
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
+                    reason="programmatic dependent launch: CUDA graphs on sm_90+")
+@pytest.mark.parametrize("fmt", ["int4-g128-asym", "int4-g32-asym", "int8-pc-sym"])
+@pytest.mark.parametrize("pdl", [True, False])
+def test_word_chain_in_a_graph_follows_the_pdl_pick(fmt: str, pdl: bool, monkeypatch) -> None:
+    # M = 1, tuned: PDL in capture is what the eager launch's graph-timed pick chose for the
+    # tuner's config (forced here, and the programs rule lifted, so both variants run chained).
+    monkeypatch.setattr(wm, "_PDL_CHAIN", {})
+    monkeypatch.setattr(wm, "PDL_MIN_PROGRAMS_PER_SM", 0)
+    picks = _force_graph_pick(monkeypatch, pdl)
+    qws, xs, chain = _dot_chain(fmt, 1, 2048)
+    chain()
+    assert len(picks) == 1 and len(wm._PDL_CHAIN) == 1  # one problem: picked once
+    assert [str(c) for c in picks[0]] == [str(wm._LAST_CONFIG["decode"])]  # the tuner's config only
+    graph = _captured(chain)
+    assert wm._LAST_CONFIG["decode_pdl"] is pdl
+    _replay_checked(graph, qws, xs)
+
+
+@pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()[0] < 9,
+                    reason="programmatic dependent launch: CUDA graphs on sm_90+")
+def test_word_pdl_pick_times_and_caches(monkeypatch) -> None:
+    # The real pick for M = 1: timed with and without PDL; a second process (emptied memory
+    # cache) reads the same choice from disk, and the graph it captures replays correctly.
+    from kernels import graph_pick
+
+    monkeypatch.setattr(wm, "_PDL_CHAIN", {})
+    monkeypatch.setattr(wm, "PDL_MIN_PROGRAMS_PER_SM", 0)
+    qws, xs, chain = _dot_chain("int4-g128-asym", 1, 4096)
+    chain()
+    (first,) = wm._PDL_CHAIN.values()
+    timed = []
+    real = graph_pick.pick
+    monkeypatch.setattr(graph_pick, "pick", lambda *a: (timed.append(r := real(*a)), r)[1])
+    monkeypatch.setattr(wm, "_PDL_CHAIN", {})
+    chain()
+    assert list(wm._PDL_CHAIN.values()) == [first]
+    assert len(timed) == 1 and {p for _, p, _ in timed[0]["timed"]} == {True, False}
+    assert timed[0]["pdl"] is first
+    graph = _captured(chain)
+    assert wm._LAST_CONFIG["decode_pdl"] is first
     _replay_checked(graph, qws, xs)
 
 
