@@ -23,9 +23,10 @@ from autoquant.hardware.profile import HardwareProfile
 def merge(parts: list[tuple[str, HardwareProfile]]) -> HardwareProfile:
     (_, base), rest = parts[0], parts[1:]
     layers = {k: dict(v) for k, v in base.layers.items()}
-    parts_note = [{"file": Path(p).name, "created": h.created, "formats": sorted({f for v in h.layers.values() for f in v}),
-                       "bandwidth": h.bandwidth, "fp16_flops": h.fp16_flops} for p, h in parts]
-    for path, prof in rest:
+    parts_note = [{"file": Path(p).name, "created": h.created,
+                   "formats": sorted({f for v in h.layers.values() for f in v}),
+                   "bandwidth": h.bandwidth, "fp16_flops": h.fp16_flops} for p, h in parts]
+    for i, (path, prof) in enumerate(rest, 1):
         if prof.buckets != base.buckets or prof.model != base.model or prof.gpu_name != base.gpu_name:
             raise SystemExit(f"{path}: buckets, model or GPU differ from {parts[0][0]}")
         ratios = []
@@ -36,7 +37,7 @@ def merge(parts: list[tuple[str, HardwareProfile]]) -> HardwareProfile:
                 else:
                     layers.setdefault(key, {})[fmt] = times
         if ratios:
-            parts_note[parts.index((path, prof))]["common_formats_time_ratio"] = {
+            parts_note[i]["common_formats_time_ratio"] = {
                 "median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
     notes = dict(base.notes, merged_from=parts_note)
     return HardwareProfile(gpu=base.gpu, created=base.created, model=base.model, bandwidth=base.bandwidth,

@@ -1421,6 +1421,11 @@ def _warm_pdl(sig: tuple, launch: dict, args: tuple, common: dict) -> None:
 _DOT_PICK: dict = {}  # (tensor alignments, problem) -> (triton.Config, PDL)
 
 
+def _graph_pick_key(kernel, sig: tuple, best: triton.Config) -> list[str]:
+    """What a graph pick is cached under: the problem, the tuner's pick and what compiled it."""
+    return [triton.__version__, torch.cuda.get_device_name(), kernel.cache_key, str(sig), str(best)]
+
+
 def _pick_words_pdl(sig: tuple, best: triton.Config, launch: dict, programs: int, args: tuple, common: dict) -> bool:
     """Whether the decode word kernel's tuned config runs faster with PDL than without, launched
     back to back in a CUDA graph (kernels/graph_pick.py; cached on disk, as the tuner's pick is)."""
@@ -1429,8 +1434,7 @@ def _pick_words_pdl(sig: tuple, best: triton.Config, launch: dict, programs: int
     def run(c: triton.Config, pdl: bool, weight: tuple) -> None:
         _gemv_words_heur[(programs,)](args[0], *weight, *args[4:], **common, **launch, PDL=pdl, launch_pdl=pdl)
 
-    key = [triton.__version__, torch.cuda.get_device_name(), _gemv_words_kernel.cache_key, str(sig), str(best)]
-    return bool(graph_pick.pick(key, [best], run, args[1:4])["pdl"])
+    return bool(graph_pick.pick(_graph_pick_key(_gemv_words_kernel, sig, best), [best], run, args[1:4])["pdl"])
 
 
 def _pick_dot(sig: tuple, tuned, fresh: bool, launch, weight: tuple) -> tuple[triton.Config, bool]:
@@ -1438,8 +1442,7 @@ def _pick_dot(sig: tuple, tuned, fresh: bool, launch, weight: tuple) -> tuple[tr
 
     best = tuned.best_config
     configs = graph_pick.candidates(getattr(tuned, "configs_timings", None) if fresh else None, best)
-    key = [triton.__version__, torch.cuda.get_device_name(), _small_m_kernel.cache_key, str(sig), str(best)]
-    result = graph_pick.pick(key, configs, launch, weight)
+    result = graph_pick.pick(_graph_pick_key(_small_m_kernel, sig, best), configs, launch, weight)
     return graph_pick.config_of(result["config"]), result["pdl"]
 
 
