@@ -56,7 +56,7 @@ def apply_plan(model: nn.Module, plan: Plan | Mapping[str, QuantFormat], mode: s
         if mode == "fake":
             fake_quantize_layer(model, name, fmt)
         elif not fmt.is_float:
-            from kernels import QuantLinear  # the serving module lives with its kernels
+            from autoquant.kernels import QuantLinear  # the serving module lives with its kernels
 
             _untie(model, name)
             module = model.get_submodule(name)

@@ -68,7 +68,7 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
 
 def _cast_float_weights(model: nn.Module, dtype: torch.dtype) -> None:
     """16-bit for everything that is not a packed QuantLinear (whose fp16 scales stay fp16)."""
-    from kernels import QuantLinear
+    from autoquant.kernels import QuantLinear
 
     for module in model.modules():
         if isinstance(module, QuantLinear):
@@ -85,7 +85,7 @@ def load_quantized(path: str | Path, device: str | torch.device = "cpu") -> nn.M
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from kernels import QuantLinear
+    from autoquant.kernels import QuantLinear
 
     path = Path(path)
     if not (path / PLAN_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():

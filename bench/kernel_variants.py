@@ -11,7 +11,7 @@
 * M = 2048: tiles of the dequantize pass before cuBLAS (run 1, results/kernel-variants-h100-run1.json,
   compared the whole W with row chunks through one reused buffer; chunks lost and were removed).
 
-Same timing method as bench/kernels.py (CUDA graph over weight copies that overflow L2, median
+Same timing method as bench/kernel_bench.py (CUDA graph over weight copies that overflow L2, median
 of 7 replays); each variant's output is checked against a float32 reference before timing.
 Writes kernel-variants-<gpu>.json and prints one table a question.
 """
@@ -33,15 +33,15 @@ sys.path.insert(0, str(ROOT))
 
 from autoquant.formats import QuantFormat  # noqa: E402
 from autoquant.hardware.measure import (  # noqa: E402
-    gpu_identity, measure_bandwidth, time_in_graph, weight_clones, weight_copies,
+    gpu_identity, measure_bandwidth,
 )
+from autoquant.kernels.timing import time_in_graph, weight_clones, weight_copies  # noqa: E402
 from autoquant.quant import dequantize, quantize  # noqa: E402
-from kernels import KernelConfig, wo_matmul  # noqa: E402
-from bench.bench_kernels_by_path import load as load_bench_kernels  # noqa: E402
+from autoquant.kernels import KernelConfig, wo_matmul  # noqa: E402
+from bench import kernel_bench as _BENCH  # noqa: E402
 
-W = sys.modules["kernels.wo_matmul"]
+W = sys.modules["autoquant.kernels.wo_matmul"]
 
-_BENCH = load_bench_kernels()
 SHAPES, check_output = _BENCH.SHAPES, _BENCH.check_output
 
 

@@ -32,7 +32,7 @@ from autoquant.layers import get_module, set_module  # noqa: E402
 from autoquant.memory import ModelShape  # noqa: E402
 from autoquant.models import load_config, resolve_model  # noqa: E402
 from autoquant.plan import Plan  # noqa: E402
-from kernels import QuantLinear  # noqa: E402
+from autoquant.kernels import QuantLinear  # noqa: E402
 
 POINTS = [("decode", 1, 2048), ("decode", 4, 1024), ("decode", 16, 512), ("prefill", 1, 1024), ("prefill", 2, 512)]
 

@@ -15,11 +15,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoquant.formats import QuantFormat
-from autoquant.hardware.measure import time_in_graph, weight_clones, weight_copies
+from autoquant.kernels.timing import time_in_graph, weight_clones, weight_copies
 from autoquant.quant import quantize
-from kernels import decode_pdl, wo_matmul
+from autoquant.kernels import decode_pdl, wo_matmul
 
-WM = sys.modules["kernels.wo_matmul"]  # the module (the package exports the function)
+WM = sys.modules["autoquant.kernels.wo_matmul"]  # the module (the package exports the function)
 SHAPES = [(4096, 14336), (14336, 4096), (1024, 4096), (4096, 4096)]
 FORMATS = ["int4-g32-asym", "int4-g64-sym", "int8-g32-sym", "int4-g128-asym", "int4-g128-sym"]
 

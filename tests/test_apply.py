@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from autoquant.apply import apply_plan, temporarily_quantized
@@ -41,7 +40,6 @@ def test_temporarily_quantized_restores_the_layer():
 
 
 def test_packed_mode_matches_fake_mode():
-    pytest.importorskip("kernels.quant_linear")
     ids = torch.randint(0, 256, (2, 8))
     fake = tiny_model("llama")
     packed = tiny_model("llama")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
-import statistics
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,88 +21,12 @@ from autoquant.formats import QuantFormat
 from autoquant.hardware.base import RestCalibration
 from autoquant.hardware.profile import DEFAULT_BUCKETS, HardwareProfile, shape_key
 from autoquant.hardware.specs import match_spec
+from autoquant.kernels import wo_matmul
+from autoquant.kernels.timing import device_seconds, graph_seconds, time_in_graph, weight_clones, weight_copies
 from autoquant.memory import ModelShape, kv_cache_bytes
 from autoquant.quant import quantize
 
 Progress = Callable[[str], None]
-
-
-def _bench(fn: Callable[[], object], rep_ms: int = 25) -> float:
-    import triton
-
-    fn()  # compile and autotune outside the timed region
-    torch.cuda.synchronize()
-    return triton.testing.do_bench(fn, warmup=5, rep=rep_ms, return_mode="median") * 1e-3
-
-
-def time_in_graph(fns: list[Callable[[], object]], target_s: float = 0.015, replays: int = 7) -> float:
-    """Seconds per call of `fns` run back to back inside a CUDA graph, median of replays.
-
-    Pass one closure per copy of the weight, enough copies that together they exceed L2:
-    each call then reads its weight from DRAM, as a decode step does, and the graph removes
-    the launch's CPU overhead, as a served model's CUDA graph does."""
-    for f in fns:  # compile, autotune
-        f()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for f in fns:
-        f()
-    end.record()
-    end.synchronize()
-    one_pass = max(start.elapsed_time(end) * 1e-3, 1e-6)
-    passes = max(1, min(int(target_s / one_pass), 4096 // len(fns)))
-
-    def warm() -> None:
-        for f in fns:
-            f()
-
-    def body() -> None:
-        for _ in range(passes):
-            warm()
-
-    return graph_seconds(body, replays, warmup=warm, warmup_runs=1) / (passes * len(fns))
-
-
-def graph_seconds(body: Callable[[], object], replays: int, warmup: Callable[[], object] | None = None,
-                  warmup_runs: int = 2) -> float:
-    """Median seconds of one replay of `body` captured as a CUDA graph.
-
-    Warm-up runs on a side stream first, as graph capture wants (allocator pools, autotuning)."""
-    warm = warmup or body
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(warmup_runs):
-            warm()
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        body()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(replays):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e-3)
-    del graph
-    return statistics.median(times)
-
-
-L2_EVICT_BYTES = 256 * 2**20  # weight copies per timing: together at least this (H100 L2: 50 MB)
-
-
-def weight_copies(nbytes: int, max_copies: int = 64) -> int:
-    return max(1, min(max_copies, -(-L2_EVICT_BYTES // max(nbytes, 1))))
-
-
-def weight_clones(w, n: int) -> list:
-    """w (a tensor or a QuantizedWeight) and n - 1 independent copies of it."""
-    return [w] + [w.clone() for _ in range(n - 1)]
 
 
 # ---- the device -------------------------------------------------------------------
@@ -140,14 +63,14 @@ def measure_bandwidth(nbytes: int = 2 * 2**30) -> float:
     """DRAM bytes/s of a device-to-device copy, counting bytes read plus bytes written."""
     src = torch.empty(nbytes // 2, dtype=torch.int16, device="cuda").random_()
     dst = torch.empty_like(src)
-    t = _bench(lambda: dst.copy_(src), rep_ms=200)
+    t = device_seconds(lambda: dst.copy_(src), rep_ms=200)
     return 2 * nbytes / t
 
 
 def measure_fp16_flops(n: int = 8192) -> float:
     a = torch.randn(n, n, dtype=torch.float16, device="cuda")
     b = torch.randn(n, n, dtype=torch.float16, device="cuda")
-    t = _bench(lambda: a @ b, rep_ms=200)
+    t = device_seconds(lambda: a @ b, rep_ms=200)
     return 2 * n**3 / t
 
 
@@ -186,8 +109,6 @@ class LayerBench:
         x = torch.randn(tokens, self.in_features, dtype=self.act_dtype, device="cuda")
         if self.fmt.is_float:
             return [lambda w=w: torch.nn.functional.linear(x, w) for w in weights]
-        from kernels import wo_matmul
-
         return [lambda w=w: wo_matmul(x, w) for w in weights]
 
     def seconds(self, tokens: int, weights: list | None = None) -> float:

@@ -6,8 +6,8 @@ order old, new, old, new. Also: relative error with x scaled up (fp16 headroom o
 import json, os, sys, time, statistics as st, importlib.util
 import torch, torch.nn.functional as F
 sys.path.insert(0, os.getcwd())
-import kernels
-NEW = sys.modules["kernels.wo_matmul"]
+import autoquant.kernels
+NEW = sys.modules["autoquant.kernels.wo_matmul"]
 spec = importlib.util.spec_from_file_location("wo_old", ".devcarry/wo_matmul_head.py"); OLD = importlib.util.module_from_spec(spec); sys.modules["wo_old"] = OLD; spec.loader.exec_module(OLD)
 from autoquant.formats import QuantFormat
 from autoquant.quant import quantize, dequantize

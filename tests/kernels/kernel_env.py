@@ -46,9 +46,9 @@ if os.environ.get("TRITON_INTERPRET") == "1":
     _patch_interpreter_bf16_dot()
     # If another test module imported `kernels` before this conftest set the variable,
     # its kernels were compiled for a GPU: rebuild them for the interpreter.
-    mod = sys.modules.get("kernels.wo_matmul")
+    mod = sys.modules.get("autoquant.kernels.wo_matmul")
     if mod is not None and type(mod._small_m_kernel).__name__ != "InterpretedFunction":
-        for name in ("kernels.wo_matmul", "kernels.quant_linear", "kernels"):
+        for name in ("autoquant.kernels.wo_matmul", "autoquant.kernels.quant_linear", "autoquant.kernels"):
             importlib.reload(sys.modules[name])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import kernel_env  # noqa: F401  (interpreter setup before `kernels` is imported)
 import triton
 
-from kernels import graph_pick
+from autoquant.kernels import graph_pick
 
 
 def _cfg(bn: int, split: int, warps: int = 2) -> triton.Config:

@@ -9,7 +9,7 @@ from torch import nn
 
 from autoquant.formats import QuantFormat
 from autoquant.quant import dequantize, quantize
-from kernels import QuantLinear, reference_matmul
+from autoquant.kernels import QuantLinear, reference_matmul
 
 _gen = torch.Generator().manual_seed(7)
 

@@ -15,7 +15,7 @@ import torch
 
 from autoquant.formats import QuantFormat
 from autoquant.quant import dequantize, quantize
-from kernels import wgmma_int4, wo_matmul
+from autoquant.kernels import wgmma_int4, wo_matmul
 
 DEVICE = kernel_env.DEVICE
 HOPPER = DEVICE == "cuda" and torch.cuda.get_device_capability()[0] == 9
@@ -76,7 +76,7 @@ def test_matches_reference(fmt: str, m: int, n: int, k: int, bias: bool) -> None
 
 @pytest.mark.skipif(not HOPPER, reason="needs an sm_90 GPU (wgmma)")
 def test_wo_matmul_routes_large_m_here() -> None:
-    wm = importlib.import_module("kernels.wo_matmul")
+    wm = importlib.import_module("autoquant.kernels.wo_matmul")
     fmt = QuantFormat.parse("int4-g128-asym")
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     n = 128 * sms  # one 256-row x tile of every N tile fills the GPU at M = 256 * 2

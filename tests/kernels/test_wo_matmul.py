@@ -14,13 +14,13 @@ import torch
 
 from autoquant.formats import QuantFormat, all_formats
 from autoquant.quant import dequantize, quantize
-from kernels import KernelConfig, wo_matmul
-from kernels.wo_matmul import (
+from autoquant.kernels import KernelConfig, wo_matmul
+from autoquant.kernels.wo_matmul import (
     _large_configs, _prune_large, _prune_small, _small_configs, default_config, dot_rows, m_bucket,
 )
 
 DEVICE = kernel_env.DEVICE
-wm = importlib.import_module("kernels.wo_matmul")  # the module (the package exports the function)
+wm = importlib.import_module("autoquant.kernels.wo_matmul")  # the module (the package exports the function)
 INT_FORMATS = [f for f in all_formats() if not f.is_float]
 # fp16 output rounding plus fp16 rounding of each dequantized weight; bf16 has 3 fewer bits.
 TOL = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
@@ -65,7 +65,7 @@ def test_every_format_decode_word_kernel(fmt: QuantFormat) -> None:
 @pytest.mark.parametrize("fmt", ["int4-g32-asym", "int4-pc-sym", "int8-g64-asym", "int8-pc-sym"])
 def test_many_tokens_dequantize_then_matmul(fmt: str) -> None:
     # M >= DEQUANT_MIN_M without an explicit config: W dequantized by a kernel, then torch.mm
-    from kernels.wo_matmul import DEQUANT_MIN_M
+    from autoquant.kernels.wo_matmul import DEQUANT_MIN_M
 
     _check(QuantFormat.parse(fmt), DEQUANT_MIN_M, n=37, k=161, dtype=torch.float16, bias=True,
            pick_config=False)
@@ -73,7 +73,7 @@ def test_many_tokens_dequantize_then_matmul(fmt: str) -> None:
 
 @pytest.mark.parametrize("offset", [1, 2])  # 2 or 4 bytes: x is read as 8-byte quads by the word kernel
 def test_decode_misaligned_x_takes_the_byte_kernel(offset: int) -> None:
-    from kernels.wo_matmul import _words_ok
+    from autoquant.kernels.wo_matmul import _words_ok
 
     fmt = QuantFormat.parse("int4-g32-asym")
     qw = quantize(_rand(21, 128), fmt).to(DEVICE)
@@ -136,7 +136,7 @@ def test_decode_stream_any_number_of_programs(ctas: int) -> None:
 
 
 def test_stream_parts() -> None:
-    from kernels.wo_matmul import stream_parts
+    from autoquant.kernels.wo_matmul import stream_parts
 
     # 4 row tiles x 6 steps = 24 steps: 5 programs take 5 each; a tile is then shared by at most 2
     assert stream_parts(64, 384, 16, 64, 5) == (5, 2)
@@ -150,7 +150,7 @@ def test_stream_parts() -> None:
 
 
 def test_whole_tile_shares() -> None:
-    from kernels.wo_matmul import WHOLE_TILES_MAX_K, _gemv_words_tuned, _prune_small, stream_parts, stream_programs
+    from autoquant.kernels.wo_matmul import WHOLE_TILES_MAX_K, _gemv_words_tuned, _prune_small, stream_parts, stream_programs
 
     # OCC = -j: one program a j whole row tiles, so no tile is shared (70 rows = 5 tiles of 16)
     assert stream_parts(70, 384, 16, 64, stream_programs(70, 16, -1, 132)) == (5, 1)
@@ -370,7 +370,7 @@ def _dot_chain(fmt: str, m: int, n: int):
 def _force_graph_pick(monkeypatch, pdl: bool) -> list:
     """Replace graph_pick.pick by one that takes the last candidate config with `pdl`; returns
     the list that collects each call's candidates."""
-    from kernels import graph_pick
+    from autoquant.kernels import graph_pick
 
     picks = []
 
@@ -441,7 +441,7 @@ def test_word_chain_in_a_graph_follows_the_pdl_pick(fmt: str, pdl: bool, monkeyp
 def test_word_pdl_pick_times_and_caches(monkeypatch) -> None:
     # The real pick for M = 1: timed with and without PDL; a second process (emptied memory
     # cache) reads the same choice from disk, and the graph it captures replays correctly.
-    from kernels import graph_pick
+    from autoquant.kernels import graph_pick
 
     monkeypatch.setattr(wm, "_PDL_CHAIN", {})
     monkeypatch.setattr(wm, "PDL_MIN_PROGRAMS_PER_SM", 0)
@@ -462,7 +462,7 @@ def test_word_pdl_pick_times_and_caches(monkeypatch) -> None:
 
 
 def test_decode_pdl_switch_restores_and_never_applies_off_a_gpu() -> None:
-    from kernels import decode_pdl
+    from autoquant.kernels import decode_pdl
 
     before = wm.DECODE_PDL
     with decode_pdl(not before):

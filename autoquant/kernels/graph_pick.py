@@ -1,6 +1,6 @@
 """Choosing a decode launch the way it runs in a served model: back to back in a CUDA graph.
 
-The autotuner times one launch with a cold L2 (`wo_matmul._bench`). It cannot see programmatic
+The autotuner times one launch with a cold L2 (`timing.cold_l2_bench`). It cannot see programmatic
 dependent launch (PDL), which acts only between consecutive launches, and which config gains
 from it is not predictable from its shape: on the H100 at M = 16 PDL took 3-10% off 64x256
 tiles over >= 448 programs and added up to 60% to 32-row tiles or 256-program grids
@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 import triton
+
+from autoquant.kernels.timing import time_in_graph, weight_copies
 
 CANDIDATES = 3  # the tuner's best configs re-timed ...
 WITHIN = 1.10  # ... that are within this factor of its best
@@ -56,7 +58,6 @@ def pick(key_parts: Sequence[str], configs: Sequence[triton.Config],
     (x PDL on/off) launched back to back in a CUDA graph, each launch by
     `launch(config, pdl, weight_tensors)` on its own copy of `weight` (codes, scales, zeros).
     `key_parts` name the problem and the tuner's pick."""
-    from autoquant.hardware.measure import time_in_graph, weight_copies
 
     # keyed without `configs`: a later process whose tuner read its pick from disk (and may lack
     # the timings that chose these candidates) must find the same choice

@@ -1,6 +1,6 @@
 """Benchmark the weight-only kernels against cuBLAS fp16, torch's int4 kernel and the roofline.
 
-    python bench/kernels.py --out bench/results            # on a GPU
+    python bench/kernel_bench.py --out bench/results            # on a GPU
 
 Shapes: the linear layers of Llama-3-8B and Llama-2-70B (q/o, k/v, gate/up, down, lm_head),
 M (tokens) in {1, 4, 16, 64, 256, 2048}. Every timing is per call inside a CUDA graph that runs
@@ -28,11 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from autoquant.formats import QuantFormat  # noqa: E402
 from autoquant.hardware.measure import (  # noqa: E402
-    gpu_identity, measure_bandwidth, measure_fp16_flops, time_in_graph, weight_clones, weight_copies,
+    gpu_identity, measure_bandwidth, measure_fp16_flops,
 )
+from autoquant.kernels.timing import time_in_graph, weight_clones, weight_copies  # noqa: E402
 from autoquant.quant import dequantize, quantize  # noqa: E402
-from kernels import decode_pdl, wo_matmul  # noqa: E402
-from kernels.wo_matmul import SMALL_M_MAX, last_decode_pdl, tuned_config  # noqa: E402
+from autoquant.kernels import decode_pdl, wo_matmul  # noqa: E402
+from autoquant.kernels.wo_matmul import SMALL_M_MAX, last_decode_pdl, tuned_config  # noqa: E402
 
 SHAPES = {  # role -> (out N, in K)
     "llama-3-8b": {"q/o": (4096, 4096), "k/v": (1024, 4096), "gate/up": (14336, 4096), "down": (4096, 14336),

@@ -64,7 +64,8 @@ import triton.language as tl
 
 from autoquant.formats import QuantFormat
 from autoquant.quant import QuantizedWeight
-from kernels import wgmma_int4
+from autoquant.kernels import wgmma_int4
+from autoquant.kernels.timing import cold_l2_bench
 
 SMALL_M_MAX = 16  # M up to this runs the decode kernel (tokens are one 16-wide dot operand)
 MAX_SPLIT_K = 8
@@ -1291,55 +1292,27 @@ def _prune_large(configs, named_args, **kwargs):
     return out or fitting[:1]
 
 
-_FLUSH: dict[torch.device, torch.Tensor] = {}
-
-
-def _bench(kernel_call, quantiles, reps: int = 15):
-    """Cold-L2 time of one launch: reading a 512 MB buffer before each run evicts the weight (as
-    in decoding, where each layer's weight is read once per token) and, lasting ~0.2 ms, hides
-    the launch's CPU overhead, which would otherwise be timed for small layers. A read, not a
-    memset: a memset leaves L2 full of dirty lines whose write-backs would compete with the
-    kernel's reads and rank configs differently from a decode step (seen on the H100)."""
-    dev = torch.device("cuda", torch.cuda.current_device())
-    flush = _FLUSH.get(dev)
-    if flush is None:
-        flush = _FLUSH[dev] = torch.zeros(128 * 2**20, dtype=torch.float32, device=dev)
-    kernel_call()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        flush.sum()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        kernel_call()
-        end.record()
-        times.append((start, end))
-    torch.cuda.synchronize()
-    ms = sorted(a.elapsed_time(b) for a, b in times)
-    return [ms[min(int(q * len(ms)), len(ms) - 1)] for q in quantiles]
-
-
 # stride_zg: 0 for symmetric formats (a fixed zero-point, compiled in), 1 with zero-points
 _SMALL_KEY = ["N", "K", "GROUP", "M_BUCKET", "BITS", "HAS_BIAS", "stride_zg"]
 _gemv_tuned = triton.autotune(
     configs=_gemv_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
-    do_bench=_bench, cache_results=True,
+    do_bench=cold_l2_bench, cache_results=True,
 )(_gemv_heur)
 _gemv_words_tuned = triton.autotune(
     configs=_words_configs(occupancy=_OCCUPANCY + _WHOLE_TILES), key=_SMALL_KEY,
-    prune_configs_by={"early_config_prune": _prune_small}, do_bench=_bench, cache_results=True,
+    prune_configs_by={"early_config_prune": _prune_small}, do_bench=cold_l2_bench, cache_results=True,
 )(_gemv_words_heur)
 _gemv_rows_tuned = triton.autotune(
     configs=_words_configs(_ROWS_TILES), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
-    do_bench=_bench, cache_results=True,
+    do_bench=cold_l2_bench, cache_results=True,
 )(_gemv_words_heur)
 _small_m_tuned = triton.autotune(
     configs=_small_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_small},
-    do_bench=_bench, cache_results=True,
+    do_bench=cold_l2_bench, cache_results=True,
 )(_small_m_heur)
 _large_m_tuned = triton.autotune(
     configs=_large_configs(), key=_SMALL_KEY, prune_configs_by={"early_config_prune": _prune_large},
-    do_bench=_bench, cache_results=True,
+    do_bench=cold_l2_bench, cache_results=True,
 )(_large_m_heur)
 
 
@@ -1429,7 +1402,7 @@ def _graph_pick_key(kernel, sig: tuple, best: triton.Config) -> list[str]:
 def _pick_words_pdl(sig: tuple, best: triton.Config, launch: dict, programs: int, args: tuple, common: dict) -> bool:
     """Whether the decode word kernel's tuned config runs faster with PDL than without, launched
     back to back in a CUDA graph (kernels/graph_pick.py; cached on disk, as the tuner's pick is)."""
-    from kernels import graph_pick
+    from autoquant.kernels import graph_pick
 
     def run(c: triton.Config, pdl: bool, weight: tuple) -> None:
         _gemv_words_heur[(programs,)](args[0], *weight, *args[4:], **common, **launch, PDL=pdl, launch_pdl=pdl)
@@ -1438,7 +1411,7 @@ def _pick_words_pdl(sig: tuple, best: triton.Config, launch: dict, programs: int
 
 
 def _pick_dot(sig: tuple, tuned, fresh: bool, launch, weight: tuple) -> tuple[triton.Config, bool]:
-    from kernels import graph_pick
+    from autoquant.kernels import graph_pick
 
     best = tuned.best_config
     configs = graph_pick.candidates(getattr(tuned, "configs_timings", None) if fresh else None, best)

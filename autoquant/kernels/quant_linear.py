@@ -12,9 +12,8 @@ import torch
 from torch import nn
 
 from autoquant.formats import QuantFormat
-from autoquant.layers import linear_weight
 from autoquant.quant import QuantizedWeight, dequantize, quantize
-from kernels.wo_matmul import wo_matmul_packed
+from autoquant.kernels.wo_matmul import wo_matmul_packed
 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16)
 
@@ -88,9 +87,12 @@ class QuantLinear(nn.Module):
         return cls.from_quantized(quantize(weight.detach(), fmt), bias, dtype)
 
     @classmethod
-    def from_linear(cls, linear: nn.Module, fmt: QuantFormat | str, dtype: torch.dtype | None = None) -> QuantLinear:
-        """From an nn.Linear or a GPT-2 Conv1D (its [in, out] weight is read as [out, in])."""
-        return cls.from_weight(linear_weight(linear), linear.bias, fmt, dtype)
+    def from_linear(cls, linear: nn.Linear, fmt: QuantFormat | str, dtype: torch.dtype | None = None) -> QuantLinear:
+        """From an nn.Linear. Other layouts (GPT-2's Conv1D) go through `from_weight` with the
+        weight as [out, in] (`autoquant.layers.linear_weight`): the kernels know no model code."""
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"from_linear takes an nn.Linear, not {type(linear).__name__}; use from_weight")
+        return cls.from_weight(linear.weight, linear.bias, fmt, dtype)
 
     # ---- use ---------------------------------------------------------------------
     def quantized(self) -> QuantizedWeight:
