@@ -24,7 +24,7 @@ import re, sys
 from importlib.metadata import distributions
 locked = {}
 for line in open(sys.argv[1]):
-    if m := re.match(r"^([A-Za-z0-9_.-]+)==([^ ;]+)", line):
+    if m := re.match(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", line):
         locked.setdefault(m.group(1).lower().replace("_", "-"), set()).add(m.group(2))
 newer = []
 for d in distributions():
