@@ -229,8 +229,9 @@ def _materialize_gguf(source: ModelSource) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    with _quiet_transformers():  # transformers 5.25 added a "Writing model shards" bar on stderr
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     (tmp / "autoquant_source.json").write_text(json.dumps({"gguf": str(Path(source.path) / source.gguf_file)}))
     try:
         os.replace(tmp, out)  # atomic; a concurrent worker that won the race is fine
