@@ -95,8 +95,8 @@ def _word_codes(w_rows, s_ptr, z_ptr, offs_n, n_mask, k0, K, GROUP, stride_sn, s
                 EVEN_K: tl.constexpr, SYM: tl.constexpr, SUB_IS_GROUP: tl.constexpr, EVICT: tl.constexpr = False):
     """Weight operands of one step at input k0: code words [BN, NG, WPG] and the scale and
     1024 + zero-point [BN, NG] of each sub-block's group. SUB_IS_GROUP (a sub-block is one whole
-    group): the step's groups are consecutive, found without dividing by the run-time GROUP (~5%
-    fewer instructions in the loop). SYM: the zero-point is the format's constant, nothing is loaded."""
+    group): the step's groups are consecutive, found without dividing by the run-time GROUP (fewer
+    instructions in the loop). SYM: the zero-point is the format's constant, nothing is loaded."""
     NG: tl.constexpr = offs_g.shape[0]
     pw = k0 // CPW + word_off  # [NG, WPG] word index in the row
     # EVICT: codes are read once; mark them first out of L1/L2 so x and scales stay cached

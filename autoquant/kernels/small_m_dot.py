@@ -94,7 +94,7 @@ def _step_scales(s_ptr, z_ptr, offs_n, n_mask, k, K, GROUP, stride_sn, stride_zn
     """(scale, 1024 + zero-point) [BN] of each of the NG (1, 2 or 4) sub-blocks of SUB inputs from
     k, as four pairs (unused ones repeat the first). [BN] loads, not one [BN, NG] tile: a 2-D
     tile's layout makes Triton run the unpack in the load layout and convert the whole weight
-    tile to the dot operand's (sm_90 SASS: 692 instructions a step, not 360). SZ_PAIRS (NG = 2
+    tile to the dot operand's (about twice the instructions a step on sm_90). SZ_PAIRS (NG = 2
     whole groups a step, aligned): both scales of a row in one 4-byte load, both zero-points in
     one 2-byte load."""
     if SZ_PAIRS:
