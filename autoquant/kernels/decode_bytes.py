@@ -132,16 +132,20 @@ def _gemv_kernel(
 
 
 _heur = triton.heuristics({"EVEN_K": even_k, "X_PAIRS": x_pairs, "USE_ASM": use_asm})(_gemv_kernel)
-# (BLOCK_N, BLOCK_K, warps); no cp.async stages, the kernel prefetches in registers
+# The tuning space, times split factors; no cp.async stages: the kernel prefetches in registers
 _TILES = [
-    (32, 128, 4), (64, 128, 4), (128, 128, 4), (128, 128, 8), (16, 256, 4), (32, 256, 4),
-    (16, 512, 4), (32, 64, 4), (64, 64, 4), (128, 64, 8), (128, 32, 4), (256, 32, 8),
+    ByteGemvConfig(block_n=32, block_k=128, num_warps=4), ByteGemvConfig(block_n=64, block_k=128, num_warps=4),
+    ByteGemvConfig(block_n=128, block_k=128, num_warps=4), ByteGemvConfig(block_n=128, block_k=128, num_warps=8),
+    ByteGemvConfig(block_n=16, block_k=256, num_warps=4), ByteGemvConfig(block_n=32, block_k=256, num_warps=4),
+    ByteGemvConfig(block_n=16, block_k=512, num_warps=4), ByteGemvConfig(block_n=32, block_k=64, num_warps=4),
+    ByteGemvConfig(block_n=64, block_k=64, num_warps=4), ByteGemvConfig(block_n=128, block_k=64, num_warps=8),
+    ByteGemvConfig(block_n=128, block_k=32, num_warps=4), ByteGemvConfig(block_n=256, block_k=32, num_warps=8),
 ]
 _SPLITS = (1, 2, 4, 8)  # SPLIT_K is a runtime argument: splits multiply benchmarks, not compilations
 
 tuned = triton.autotune(
-    configs=[triton.Config({"BLOCK_N": bn, "BLOCK_K": bk, "SPLIT_K": sk}, num_warps=w, num_stages=1)
-             for bn, bk, w in _TILES for sk in _SPLITS],
+    configs=[triton.Config({"BLOCK_N": t.block_n, "BLOCK_K": t.block_k, "SPLIT_K": sk}, num_warps=t.num_warps,
+                           num_stages=t.num_stages) for t in _TILES for sk in _SPLITS],
     key=SMALL_KEY, prune_configs_by={"early_config_prune": prune_split_k_tiles}, do_bench=cold_l2_bench,
     cache_results=True,
 )(_heur)

@@ -48,6 +48,13 @@ class StreamConfig:
     groups_per_step: int = 1  # sub-blocks a step, each inside one scale group
     programs: int = 0  # programs in the grid (0: cdiv(N, block_n) * split_k)
     split_k: int = 1  # programs a row tile, where `programs` is 0
+    evict_first: bool = False  # codes marked first out of L1/L2 (read once), so x and scales stay
+
+    def tuning_config(self, occ: int) -> triton.Config:
+        """This tile for the autotuner, with `occ` programs a SM (OCC < 0: whole row tiles)."""
+        return triton.Config({"BLOCK_N": self.block_n, "BLOCK_K": self.block_k, "NG": self.groups_per_step,
+                              "OCC": occ, "STAGES": self.stages, "EVICT": self.evict_first},
+                             num_warps=self.num_warps, num_stages=1)
 
 
 CONFIG = StreamConfig  # an explicit config of this type asks for this path
@@ -298,21 +305,45 @@ _heur = triton.heuristics({
     "SUB_IS_GROUP": lambda a: a["GROUP"] * a.get("NG", 1) == a["BLOCK_K"],
 })(_gemv_words_kernel)
 
-# Tiles (BLOCK_N, BLOCK_K, warps, NG, STAGES[, EVICT]): NG sub-blocks a step, each inside one
-# scale group (int4-g128: 256 bytes a row a step with NG = 4), STAGES steps prefetched into
-# registers; times programs per SM (OCC, a runtime argument: it sizes the grid, so it multiplies
-# benchmarks but not compilations).
+# The tuning space: tiles (each a StreamConfig without a grid size) times programs a SM (OCC, a
+# runtime argument: it sizes the grid, so it multiplies benchmarks but not compilations).
+# groups_per_step sub-blocks a step, each inside one scale group (int4-g128: 256 bytes a row a
+# step with 4), `stages` steps prefetched into registers.
 _TILES = [
-    (16, 1024, 4, 8, 1), (16, 1024, 4, 8, 2), (8, 1024, 2, 8, 1), (4, 1024, 1, 8, 1), (4, 1024, 1, 8, 2),
-    (4, 2048, 1, 16, 1), (8, 512, 1, 4, 1), (8, 512, 2, 4, 2), (32, 256, 4, 2, 1), (16, 512, 4, 4, 1),
-    (32, 1024, 8, 8, 1), (64, 128, 4, 1, 1), (128, 64, 8, 1, 1), (16, 2048, 4, 16, 1),
-    (16, 1024, 4, 8, 1, True), (4, 1024, 1, 8, 1, True), (8, 1024, 2, 8, 1, True),
+    StreamConfig(block_n=16, block_k=1024, num_warps=4, groups_per_step=8, stages=1),
+    StreamConfig(block_n=16, block_k=1024, num_warps=4, groups_per_step=8, stages=2),
+    StreamConfig(block_n=8, block_k=1024, num_warps=2, groups_per_step=8, stages=1),
+    StreamConfig(block_n=4, block_k=1024, num_warps=1, groups_per_step=8, stages=1),
+    StreamConfig(block_n=4, block_k=1024, num_warps=1, groups_per_step=8, stages=2),
+    StreamConfig(block_n=4, block_k=2048, num_warps=1, groups_per_step=16, stages=1),
+    StreamConfig(block_n=8, block_k=512, num_warps=1, groups_per_step=4, stages=1),
+    StreamConfig(block_n=8, block_k=512, num_warps=2, groups_per_step=4, stages=2),
+    StreamConfig(block_n=32, block_k=256, num_warps=4, groups_per_step=2, stages=1),
+    StreamConfig(block_n=16, block_k=512, num_warps=4, groups_per_step=4, stages=1),
+    StreamConfig(block_n=32, block_k=1024, num_warps=8, groups_per_step=8, stages=1),
+    StreamConfig(block_n=64, block_k=128, num_warps=4, groups_per_step=1, stages=1),
+    StreamConfig(block_n=128, block_k=64, num_warps=8, groups_per_step=1, stages=1),
+    StreamConfig(block_n=16, block_k=2048, num_warps=4, groups_per_step=16, stages=1),
+    StreamConfig(block_n=16, block_k=1024, num_warps=4, groups_per_step=8, stages=1, evict_first=True),
+    StreamConfig(block_n=4, block_k=1024, num_warps=1, groups_per_step=8, stages=1, evict_first=True),
+    StreamConfig(block_n=8, block_k=1024, num_warps=2, groups_per_step=8, stages=1, evict_first=True),
 ]
 # with several rows: fewer, smaller tiles (the accumulator grows with the rows)
 _ROWS_TILES = [
-    (16, 512, 4, 4, 2), (32, 256, 4, 2, 2), (16, 256, 4, 2, 2), (32, 128, 4, 1, 2), (8, 1024, 4, 8, 2),
-    (16, 512, 4, 4, 1), (32, 256, 4, 2, 1), (64, 128, 4, 1, 1), (8, 1024, 4, 8, 1), (16, 1024, 4, 8, 1),
-    (4, 512, 1, 4, 1), (4, 512, 1, 4, 2), (8, 256, 2, 2, 2), (4, 1024, 1, 8, 1),
+    StreamConfig(block_n=16, block_k=512, num_warps=4, groups_per_step=4, stages=2),
+    StreamConfig(block_n=32, block_k=256, num_warps=4, groups_per_step=2, stages=2),
+    StreamConfig(block_n=16, block_k=256, num_warps=4, groups_per_step=2, stages=2),
+    StreamConfig(block_n=32, block_k=128, num_warps=4, groups_per_step=1, stages=2),
+    StreamConfig(block_n=8, block_k=1024, num_warps=4, groups_per_step=8, stages=2),
+    StreamConfig(block_n=16, block_k=512, num_warps=4, groups_per_step=4, stages=1),
+    StreamConfig(block_n=32, block_k=256, num_warps=4, groups_per_step=2, stages=1),
+    StreamConfig(block_n=64, block_k=128, num_warps=4, groups_per_step=1, stages=1),
+    StreamConfig(block_n=8, block_k=1024, num_warps=4, groups_per_step=8, stages=1),
+    StreamConfig(block_n=16, block_k=1024, num_warps=4, groups_per_step=8, stages=1),
+    StreamConfig(block_n=4, block_k=512, num_warps=1, groups_per_step=4, stages=1),
+    StreamConfig(block_n=4, block_k=512, num_warps=1, groups_per_step=4, stages=2),
+    StreamConfig(block_n=8, block_k=256, num_warps=2, groups_per_step=2, stages=2),
+    StreamConfig(block_n=4, block_k=1024, num_warps=1, groups_per_step=8, stages=1),
 ]
 _OCCUPANCY = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)  # programs per SM (x warps: at most 64 warps)
 # M = 1 only: shares of 1, 2 or 4 whole row tiles (OCC = -1, -2, -4), so no tile is split between
@@ -324,14 +355,8 @@ _WHOLE_TILES = (-1, -2, -4)
 WHOLE_TILES_MAX_K = 4096
 
 
-def _configs(tiles, occupancy=_OCCUPANCY) -> list[triton.Config]:
-    return [
-        triton.Config({"BLOCK_N": t[0], "BLOCK_K": t[1], "NG": t[3], "OCC": occ, "STAGES": t[4],
-                       "EVICT": len(t) > 5 and t[5]}, num_warps=t[2], num_stages=1)
-        for t in tiles
-        for occ in occupancy
-        if occ * t[2] <= 64
-    ]
+def _configs(tiles: list[StreamConfig], occupancy=_OCCUPANCY) -> list[triton.Config]:
+    return [t.tuning_config(occ) for t in tiles for occ in occupancy if occ * t.num_warps <= 64]
 
 
 def stream_programs(n: int, block_n: int, occ: int, sms: int) -> int:
@@ -422,8 +447,7 @@ def launch(problem: MatmulProblem, ops: Operands, config: StreamConfig | None, s
         # an explicit config's split_k sets the programs per row tile (or `programs` the total)
         programs = stream_parts(n, problem.k, c.block_n, c.block_k,
                                 c.programs or triton.cdiv(n, c.block_n) * c.split_k)[0]
-        kwargs = {"OCC": 0, "BLOCK_M": m_bucket(m), "NG": c.groups_per_step, "STAGES": c.stages,
-                  "BLOCK_N": c.block_n, "BLOCK_K": c.block_k, "num_warps": c.num_warps, "num_stages": 1}
+        kwargs = {"BLOCK_M": m_bucket(m), **c.tuning_config(0).all_kwargs()}
         pdl = capturing and programs >= state.pdl_min_programs_per_sm * sms
         _heur[(programs,)](*args, **common, **kwargs, PDL=pdl, launch_pdl=pdl)
     state.last["decode_pdl"] = pdl

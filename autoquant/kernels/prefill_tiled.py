@@ -108,10 +108,18 @@ def _large_m_kernel(
 
 
 _heur = triton.heuristics({"EVEN_K": even_k, "USE_ASM": use_asm})(_large_m_kernel)
-_TILES = [  # (BLOCK_M, BLOCK_N, BLOCK_K, warps, stages)
-    (128, 128, 64, 8, 3), (128, 256, 64, 8, 3), (64, 128, 64, 4, 4), (128, 128, 32, 8, 4),
-    (64, 256, 64, 8, 3), (128, 64, 64, 4, 4), (32, 128, 64, 4, 4), (64, 64, 32, 4, 5),
-    (128, 128, 128, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3),
+_TILES = [  # the tuning space
+    TiledConfig(block_m=128, block_n=128, block_k=64, num_warps=8, num_stages=3),
+    TiledConfig(block_m=128, block_n=256, block_k=64, num_warps=8, num_stages=3),
+    TiledConfig(block_m=64, block_n=128, block_k=64, num_warps=4, num_stages=4),
+    TiledConfig(block_m=128, block_n=128, block_k=32, num_warps=8, num_stages=4),
+    TiledConfig(block_m=64, block_n=256, block_k=64, num_warps=8, num_stages=3),
+    TiledConfig(block_m=128, block_n=64, block_k=64, num_warps=4, num_stages=4),
+    TiledConfig(block_m=32, block_n=128, block_k=64, num_warps=4, num_stages=4),
+    TiledConfig(block_m=64, block_n=64, block_k=32, num_warps=4, num_stages=5),
+    TiledConfig(block_m=128, block_n=128, block_k=128, num_warps=8, num_stages=3),
+    TiledConfig(block_m=128, block_n=256, block_k=64, num_warps=8, num_stages=4),
+    TiledConfig(block_m=256, block_n=128, block_k=64, num_warps=8, num_stages=3),
 ]
 
 
@@ -127,8 +135,8 @@ def prune(configs, named_args, **kwargs) -> list[triton.Config]:
 
 
 tuned = triton.autotune(
-    configs=[triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=st)
-             for bm, bn, bk, w, st in _TILES],
+    configs=[triton.Config({"BLOCK_M": t.block_m, "BLOCK_N": t.block_n, "BLOCK_K": t.block_k},
+                           num_warps=t.num_warps, num_stages=t.num_stages) for t in _TILES],
     key=SMALL_KEY, prune_configs_by={"early_config_prune": prune}, do_bench=cold_l2_bench, cache_results=True,
 )(_heur)
 

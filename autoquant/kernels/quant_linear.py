@@ -2,8 +2,9 @@
 
 `forward` calls the `autoquant::wo_matmul` custom op (`ops`): the Triton kernels on CUDA, the
 reference path (dequantize in float32, then matmul) elsewhere, so a quantized model works on any
-device and `torch.compile(fullgraph=True)` captures it whole. Its `state_dict()` (codes, scales, zeros, bias) is the exportable
-checkpoint: `QuantLinear(in, out, fmt, bias=...)` + `load_state_dict` restores it.
+device and `torch.compile(fullgraph=True)` captures it whole. Its `state_dict()` (codes, scales,
+zeros, bias) is the exportable checkpoint: `QuantLinear(in, out, fmt, bias=...)` +
+`load_state_dict` restores it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ in a graph among the tuner's best few (`graph_pick`), picked at the eager launch
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,11 @@ class DotConfig:
     split_k: int = 1  # programs along K, summed by the last to arrive
     block_m: int = 16  # rows of x a step: one of DOT_ROWS, at least M
     groups_per_step: int = 1  # 1, 2 or 4 sub-blocks a step, each inside one scale group
+
+    def tuning_config(self) -> triton.Config:
+        """This config for the autotuner (the x rows come from the launch: `dot_rows`)."""
+        return triton.Config({"BLOCK_N": self.block_n, "BLOCK_K": self.block_k, "SPLIT_K": self.split_k,
+                              "NG": self.groups_per_step}, num_warps=self.num_warps, num_stages=self.num_stages)
 
 
 def dot_rows(m: int) -> int:
@@ -247,26 +253,43 @@ _heur = triton.heuristics({
     "SZ_PAIRS": _sz_pairs,
 })(_small_m_kernel)
 
-# Tiles (BLOCK_N, BLOCK_K, warps, stages[, NG]): few distinct compiled variants; SPLIT_K is a
+# The tuning space: tiles times split factors. Few distinct compiled variants; SPLIT_K is a
 # runtime argument, so the split factors multiply benchmarks but not compilations.
 _TILES = [
-    (64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 4), (128, 64, 4, 4), (128, 32, 4, 6),
-    (64, 32, 4, 8), (32, 64, 2, 6),
+    DotConfig(block_n=64, block_k=128, num_warps=4, num_stages=4),
+    DotConfig(block_n=64, block_k=256, num_warps=4, num_stages=3),
+    DotConfig(block_n=128, block_k=128, num_warps=4, num_stages=4),
+    DotConfig(block_n=128, block_k=64, num_warps=4, num_stages=4),
+    DotConfig(block_n=128, block_k=32, num_warps=4, num_stages=6),
+    DotConfig(block_n=64, block_k=32, num_warps=4, num_stages=8),
+    DotConfig(block_n=32, block_k=64, num_warps=2, num_stages=6),
     # 1-2 warps of 32-64 rows: mma.sync with x^T in registers. At M = 16, wgmma (4+ warps, 64-row
     # instructions that each read x^T from shared memory) is bound by shared-memory traffic, not DRAM
-    (64, 128, 2, 3), (64, 128, 2, 4), (32, 128, 1, 4), (32, 128, 1, 6), (64, 64, 2, 6), (32, 64, 1, 8),
-    (64, 32, 2, 8),
-    # NG = 2: two scale groups a step, twice the bytes in flight a pipeline stage (large layers)
-    (64, 256, 2, 3, 2), (64, 256, 2, 4, 2), (32, 256, 1, 4, 2),
+    DotConfig(block_n=64, block_k=128, num_warps=2, num_stages=3),
+    DotConfig(block_n=64, block_k=128, num_warps=2, num_stages=4),
+    DotConfig(block_n=32, block_k=128, num_warps=1, num_stages=4),
+    DotConfig(block_n=32, block_k=128, num_warps=1, num_stages=6),
+    DotConfig(block_n=64, block_k=64, num_warps=2, num_stages=6),
+    DotConfig(block_n=32, block_k=64, num_warps=1, num_stages=8),
+    DotConfig(block_n=64, block_k=32, num_warps=2, num_stages=8),
+    # two scale groups a step: twice the bytes in flight a pipeline stage (large layers)
+    DotConfig(block_n=64, block_k=256, num_warps=2, num_stages=3, groups_per_step=2),
+    DotConfig(block_n=64, block_k=256, num_warps=2, num_stages=4, groups_per_step=2),
+    DotConfig(block_n=32, block_k=256, num_warps=1, num_stages=4, groups_per_step=2),
     # the same for groups of 64 and 32 (2-4 groups a step), offered only where a sub-block is one group
-    (64, 128, 2, 3, 2), (64, 128, 2, 4, 2), (64, 256, 2, 3, 4), (64, 128, 2, 3, 4), (64, 128, 2, 4, 4),
-    (64, 64, 2, 4, 2), (32, 128, 1, 4, 4), (64, 128, 4, 3, 4),
+    DotConfig(block_n=64, block_k=128, num_warps=2, num_stages=3, groups_per_step=2),
+    DotConfig(block_n=64, block_k=128, num_warps=2, num_stages=4, groups_per_step=2),
+    DotConfig(block_n=64, block_k=256, num_warps=2, num_stages=3, groups_per_step=4),
+    DotConfig(block_n=64, block_k=128, num_warps=2, num_stages=3, groups_per_step=4),
+    DotConfig(block_n=64, block_k=128, num_warps=2, num_stages=4, groups_per_step=4),
+    DotConfig(block_n=64, block_k=64, num_warps=2, num_stages=4, groups_per_step=2),
+    DotConfig(block_n=32, block_k=128, num_warps=1, num_stages=4, groups_per_step=4),
+    DotConfig(block_n=64, block_k=128, num_warps=4, num_stages=3, groups_per_step=4),
 ]
 _SPLITS = (1, 2, 4, 8)
 
 tuned = triton.autotune(
-    configs=[triton.Config({"BLOCK_N": t[0], "BLOCK_K": t[1], "SPLIT_K": sk, "NG": t[4] if len(t) > 4 else 1},
-                           num_warps=t[2], num_stages=t[3]) for t in _TILES for sk in _SPLITS],
+    configs=[dataclasses.replace(t, split_k=sk).tuning_config() for t in _TILES for sk in _SPLITS],
     key=SMALL_KEY, prune_configs_by={"early_config_prune": prune_split_k_tiles}, do_bench=cold_l2_bench,
     cache_results=True,
 )(_heur)
