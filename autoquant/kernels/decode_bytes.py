@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import triton
 import triton.language as tl
 
 from autoquant.kernels.launch_state import LaunchState
 from autoquant.kernels.problem import (
-    MAX_SPLIT_K, SMALL_KEY, MatmulProblem, Operands, block_k_fits, even_k, prune_split_k_tiles, split_k_workspace,
+    MAX_SPLIT_K, MatmulProblem, Operands, autotuned, block_k_fits, even_k, prune_split_k_tiles, split_k_workspace,
     use_asm, x_pairs,
 )
 from autoquant.kernels.tile_ops import _codes_to_fp16, _halves, _load_codes, _scale_zero, _splitk_finish
-from autoquant.kernels.timing import cold_l2_bench
 
 NAME = "decode bytes"
 
@@ -143,20 +141,15 @@ _TILES = [
 ]
 _SPLITS = (1, 2, 4, 8)  # SPLIT_K is a runtime argument: splits multiply benchmarks, not compilations
 
-tuned = triton.autotune(
-    configs=[triton.Config({"BLOCK_N": t.block_n, "BLOCK_K": t.block_k, "SPLIT_K": sk}, num_warps=t.num_warps,
-                           num_stages=t.num_stages) for t in _TILES for sk in _SPLITS],
-    key=SMALL_KEY, prune_configs_by={"early_config_prune": prune_split_k_tiles}, do_bench=cold_l2_bench,
-    cache_results=True,
-)(_heur)
+tuned = autotuned(_heur, [triton.Config({"BLOCK_N": t.block_n, "BLOCK_K": t.block_k, "SPLIT_K": sk},
+                                        num_warps=t.num_warps, num_stages=t.num_stages)
+                          for t in _TILES for sk in _SPLITS], prune_split_k_tiles)
 
 
 def launch(problem: MatmulProblem, ops: Operands, config: ByteGemvConfig | None, state: LaunchState) -> None:
     n = problem.n
-    x2 = ops.x
-    ws = split_k_workspace(problem, config is not None and config.split_k > 1, x2.device)
-    args = (x2, ops.codes, ops.scales, ops.z, ops.bias_or_dummy(), ops.y, ws, state.split_k_locks(x2.device, n))
-    common = ops.common(problem)
+    ws = split_k_workspace(problem, config is not None and config.split_k > 1, ops.x.device)
+    args, common = ops.split_k_args(ws, state.split_k_locks(ops.x.device, n)), ops.common(problem)
     if problem.tuned:
         tuned[lambda meta: (triton.cdiv(n, meta["BLOCK_N"]), meta["SPLIT_K"])](*args, **common)
         state.last["decode"], state.last["decode_pdl"] = tuned.best_config, False

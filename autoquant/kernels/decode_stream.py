@@ -25,11 +25,10 @@ import triton.language as tl
 from autoquant.kernels.decode_words import _word_dot, _word_dot_pairs, _word_dot_rows
 from autoquant.kernels.launch_state import LaunchState, graph_pick_key, launch_sig
 from autoquant.kernels.problem import (
-    MAX_SPLIT_K, SMALL_KEY, MatmulProblem, Operands, block_k_fits, even_k, fits_groups, m_bucket, num_sms,
-    unique_or_fallback, use_asm,
+    MAX_SPLIT_K, MatmulProblem, Operands, autotuned, block_k_fits, even_k, fits_groups, m_bucket, num_sms,
+    prune_configs, use_asm,
 )
 from autoquant.kernels.tile_ops import _code_to_fp16, _splitk_finish, _sym_zero_term
-from autoquant.kernels.timing import cold_l2_bench
 
 NAME = "decode stream"
 # 2 <= M <= this, int4: this path with M rows (one unpack a word for all rows); otherwise the
@@ -385,40 +384,30 @@ def _one_group_a_sub_block(c: triton.Config, group: int, bits: int) -> triton.Co
     return triton.Config({**c.kwargs, "NG": bk // group}, num_warps=c.num_warps, num_stages=c.num_stages)
 
 
+def _fits_or_recut(c: triton.Config, a: dict) -> triton.Config | None:
+    if fits_groups(c.kwargs["BLOCK_K"] // c.kwargs.get("NG", 1), a["GROUP"], a["K"], a["BITS"]):
+        return c
+    return _one_group_a_sub_block(c, a["GROUP"], a["BITS"])
+
+
+def _worth_timing(c: triton.Config, a: dict) -> bool:
+    n, k, bits = a["N"], a["K"], a["BITS"]
+    bn, bk, occ = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"], c.kwargs["OCC"]
+    if a.get("BLOCK_M", 1) * bn * bk // (32 // bits) > 64 * 32 * c.num_warps:
+        return False  # fp32 accumulator: at most 64 registers a thread
+    if occ < 0 and (k > WHOLE_TILES_MAX_K or triton.cdiv(n, bn) % -occ):
+        return False  # (shares are whole tiles only where j divides the tile count)
+    # at most as many partial sums a tile as the workspace holds
+    return stream_parts(n, k, bn, bk, stream_programs(n, bn, occ, num_sms()))[1] <= MAX_SPLIT_K
+
+
 def prune(configs, named_args, **kwargs) -> list[triton.Config]:
     """The tuner's configs that can run this problem (triton.autotune's early_config_prune)."""
-    a = {**named_args, **kwargs}
-    n, k, group, bits = a["N"], a["K"], a["GROUP"], a["BITS"]
-    sms = num_sms()
-    kept, fitting = {}, []
-    for c in configs:
-        bn, bk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]
-        if not fits_groups(bk // c.kwargs.get("NG", 1), group, k, bits):
-            if (c := _one_group_a_sub_block(c, group, bits)) is None:
-                continue
-        fitting.append(c)
-        if bk > max(32, triton.next_power_of_2(k)):
-            continue
-        if a.get("BLOCK_M", 1) * bn * bk // (32 // bits) > 64 * 32 * c.num_warps:
-            continue  # fp32 accumulator: at most 64 registers a thread
-        if c.kwargs["OCC"] < 0 and (k > WHOLE_TILES_MAX_K or triton.cdiv(n, bn) % -c.kwargs["OCC"]):
-            continue  # (shares are whole tiles only where j divides the tile count)
-        if stream_parts(n, k, bn, bk, stream_programs(n, bn, c.kwargs["OCC"], sms))[1] > MAX_SPLIT_K:
-            continue  # more partial sums per tile than the workspace holds
-        kept.setdefault((tuple(sorted(c.kwargs.items())), c.num_warps), c)
-    return unique_or_fallback(kept, fitting, group, bits, k)
+    return prune_configs(configs, {**named_args, **kwargs}, _fits_or_recut, _worth_timing)
 
 
-tuned_one_row = triton.autotune(
-    configs=_configs(_TILES, _OCCUPANCY + _WHOLE_TILES), key=SMALL_KEY, prune_configs_by={"early_config_prune": prune},
-    do_bench=cold_l2_bench, cache_results=True,
-)(_heur)
-tuned_rows = triton.autotune(
-    configs=_configs(_ROWS_TILES), key=SMALL_KEY, prune_configs_by={"early_config_prune": prune},
-    do_bench=cold_l2_bench, cache_results=True,
-)(_heur)
-
-
+tuned_one_row = autotuned(_heur, _configs(_TILES, _OCCUPANCY + _WHOLE_TILES), prune)
+tuned_rows = autotuned(_heur, _configs(_ROWS_TILES), prune)
 def _programs(problem: MatmulProblem, block_n: int, block_k: int, occ: int, sms: int) -> int:
     return stream_parts(problem.n, problem.k, block_n, block_k, stream_programs(problem.n, block_n, occ, sms))[0]
 
@@ -426,8 +415,8 @@ def _programs(problem: MatmulProblem, block_n: int, block_k: int, occ: int, sms:
 def launch(problem: MatmulProblem, ops: Operands, config: StreamConfig | None, state: LaunchState) -> None:
     m, n = problem.m, problem.n
     x2 = ops.x
-    ws = torch.empty(MAX_SPLIT_K * m * n, dtype=torch.float32, device=x2.device)
-    args = (x2, ops.codes, ops.scales, ops.z, ops.bias_or_dummy(), ops.y, ws, state.split_k_locks(x2.device, n))
+    ws = torch.empty(MAX_SPLIT_K * m * n, dtype=torch.float32, device=x2.device)  # the stream splits any tile
+    args = ops.split_k_args(ws, state.split_k_locks(x2.device, n))
     common = ops.common(problem)
     sms = num_sms()
     capable = state.pdl_capable(x2, problem.interpreting)

@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from autoquant.kernels.ptx import INT4_WORD_PRODUCTS, INT4_WORD_UNPACK
-from autoquant.kernels.tile_ops import _code_to_fp16, _halves, _half2_bits
+from autoquant.kernels.tile_ops import _halves, _half2_bits
 
 
 @triton.jit

@@ -13,10 +13,9 @@ import triton.language as tl
 
 from autoquant.kernels.launch_state import LaunchState
 from autoquant.kernels.problem import (
-    SMALL_KEY, SMALL_M_MAX, MatmulProblem, Operands, block_k_fits, even_k, fits_groups, use_asm,
+    SMALL_M_MAX, MatmulProblem, Operands, autotuned, block_k_fits, even_k, fits_groups, use_asm,
 )
 from autoquant.kernels.tile_ops import _dequant_tile, _load_codes, _scale_zero
-from autoquant.kernels.timing import cold_l2_bench
 
 NAME = "prefill tl.dot"
 
@@ -134,11 +133,8 @@ def prune(configs, named_args, **kwargs) -> list[triton.Config]:
     return out or fitting[:1]
 
 
-tuned = triton.autotune(
-    configs=[triton.Config({"BLOCK_M": t.block_m, "BLOCK_N": t.block_n, "BLOCK_K": t.block_k},
-                           num_warps=t.num_warps, num_stages=t.num_stages) for t in _TILES],
-    key=SMALL_KEY, prune_configs_by={"early_config_prune": prune}, do_bench=cold_l2_bench, cache_results=True,
-)(_heur)
+tuned = autotuned(_heur, [triton.Config({"BLOCK_M": t.block_m, "BLOCK_N": t.block_n, "BLOCK_K": t.block_k},
+                                        num_warps=t.num_warps, num_stages=t.num_stages) for t in _TILES], prune)
 
 
 def launch(problem: MatmulProblem, ops: Operands, config: TiledConfig | None, state: LaunchState) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import triton
 
 from autoquant.formats import QuantFormat
+from autoquant.kernels.timing import cold_l2_bench
 
 SMALL_M_MAX = 16  # M up to this runs a decode path (tokens are one 16-wide dot operand)
 MAX_SPLIT_K = 8  # partial sums a row tile may have (the split-K workspace holds this many)
@@ -164,6 +166,11 @@ class Operands:
         """The bias pointer (any float dtype: read as fp32); y stands in where there is none."""
         return self.bias if self.bias is not None else self.y
 
+    def split_k_args(self, workspace: torch.Tensor, locks: torch.Tensor) -> tuple:
+        """The tensors of the split-K kernels: x, codes, scales, zero-points, bias, y, the fp32
+        workspace for partial sums and the arrival counters."""
+        return (self.x, self.codes, self.scales, self.z, self.bias_or_dummy(), self.y, workspace, locks)
+
 
 def split_k_workspace(problem: MatmulProblem, explicit_split: bool, device: torch.device) -> torch.Tensor:
     """fp32 space for split-K partial sums: on layers narrow enough that the tuner may split, or
@@ -172,26 +179,42 @@ def split_k_workspace(problem: MatmulProblem, explicit_split: bool, device: torc
     return torch.empty(size, dtype=torch.float32, device=device)
 
 
-def prune_split_k_tiles(configs, named_args, **kwargs) -> list:
-    """triton.autotune's early_config_prune for the split-K tile kernels (the byte GEMV, the small-M
-    tl.dot): configs ({BLOCK_N, BLOCK_K, SPLIT_K[, NG]}) whose NG sub-blocks each lie inside one scale
-    group, no wider than the row, split only where splitting pays."""
-    a = {**named_args, **kwargs}
-    n, k, group, bits = a["N"], a["K"], a["GROUP"], a["BITS"]
-    sms = num_sms()
+def prune_configs(configs, named_args: dict, refit: Callable, keep: Callable) -> list:
+    """triton.autotune's early_config_prune, as every path's pruner runs it: `refit(c, a)` gives the
+    config (or a re-cut copy) whose sub-blocks each lie inside one scale group, or None; `keep(c, a)`
+    whether the tuner should time it. Steps wider than the row are never timed."""
+    a = named_args
+    k, group, bits = a["K"], a["GROUP"], a["BITS"]
     kept, fitting = {}, []
     for c in configs:
-        bn, bk = c.kwargs["BLOCK_N"], c.kwargs["BLOCK_K"]
-        ng = c.kwargs.get("NG", 1)
-        sub = bk // ng  # what must lie inside one scale group
-        if not fits_groups(sub, group, k, bits):
+        if (c := refit(c, a)) is None:
             continue
         fitting.append(c)
-        if ng > 1 and group != k and sub != group:
-            continue  # sub-blocks smaller than a group only add dots
-        if bk > max(32, triton.next_power_of_2(k)):
-            continue
-        if c.kwargs["SPLIT_K"] > 1 and not split_k_pays(n, k, bn, bk, c.kwargs["SPLIT_K"], sms):
-            continue
-        kept.setdefault((tuple(sorted(c.kwargs.items())), c.num_warps), c)
+        if c.kwargs["BLOCK_K"] <= max(32, triton.next_power_of_2(k)) and keep(c, a):
+            kept.setdefault((tuple(sorted(c.kwargs.items())), c.num_warps), c)
     return unique_or_fallback(kept, fitting, group, bits, k)
+
+
+def _fits(c, a: dict):
+    return c if fits_groups(c.kwargs["BLOCK_K"] // c.kwargs.get("NG", 1), a["GROUP"], a["K"], a["BITS"]) else None
+
+
+def _split_tile_pays(c, a: dict) -> bool:
+    bk, ng, group = c.kwargs["BLOCK_K"], c.kwargs.get("NG", 1), a["GROUP"]
+    if ng > 1 and group != a["K"] and bk // ng != group:
+        return False  # sub-blocks smaller than a group only add dots
+    sk = c.kwargs["SPLIT_K"]
+    return sk == 1 or split_k_pays(a["N"], a["K"], c.kwargs["BLOCK_N"], bk, sk, num_sms())
+
+
+def prune_split_k_tiles(configs, named_args, **kwargs) -> list:
+    """The pruner of the split-K tile kernels (the byte GEMV, the small-M tl.dot): configs
+    ({BLOCK_N, BLOCK_K, SPLIT_K[, NG]}) whose NG sub-blocks each lie inside one scale group, split
+    only where splitting pays."""
+    return prune_configs(configs, {**named_args, **kwargs}, _fits, _split_tile_pays)
+
+
+def autotuned(kernel, configs: list, prune: Callable):
+    """triton.autotune as the paths use it: keyed by SMALL_KEY, timed with a cold L2, cached on disk."""
+    return triton.autotune(configs=configs, key=SMALL_KEY, prune_configs_by={"early_config_prune": prune},
+                           do_bench=cold_l2_bench, cache_results=True)(kernel)

@@ -25,13 +25,12 @@ import triton.language as tl
 from autoquant.kernels import graph_pick
 from autoquant.kernels.launch_state import LaunchState, graph_pick_key, launch_sig
 from autoquant.kernels.problem import (
-    MAX_SPLIT_K, SMALL_KEY, SMALL_M_MAX, MatmulProblem, Operands, block_k_fits, even_k, m_bucket,
+    MAX_SPLIT_K, SMALL_M_MAX, MatmulProblem, Operands, autotuned, block_k_fits, even_k, m_bucket,
     prune_split_k_tiles, split_k_workspace, use_asm, x_pairs,
 )
 from autoquant.kernels.tile_ops import (
     _code_to_fp16, _codes_minus_zero, _halves, _load_codes, _scale_zero, _splitk_finish, _sym_zero_term,
 )
-from autoquant.kernels.timing import cold_l2_bench
 
 NAME = "small-M tl.dot"
 # Rows of x a tl.dot step multiplies (its N): every row costs shared-memory traffic whether or
@@ -288,19 +287,14 @@ _TILES = [
 ]
 _SPLITS = (1, 2, 4, 8)
 
-tuned = triton.autotune(
-    configs=[dataclasses.replace(t, split_k=sk).tuning_config() for t in _TILES for sk in _SPLITS],
-    key=SMALL_KEY, prune_configs_by={"early_config_prune": prune_split_k_tiles}, do_bench=cold_l2_bench,
-    cache_results=True,
-)(_heur)
+tuned = autotuned(_heur, [dataclasses.replace(t, split_k=sk).tuning_config() for t in _TILES for sk in _SPLITS],
+                  prune_split_k_tiles)
 
 
 def launch(problem: MatmulProblem, ops: Operands, config: DotConfig | None, state: LaunchState) -> None:
-    n = problem.n
-    x2 = ops.x
+    n, x2 = problem.n, ops.x
     ws = split_k_workspace(problem, config is not None and config.split_k > 1, x2.device)
-    args = (x2, ops.codes, ops.scales, ops.z, ops.bias_or_dummy(), ops.y, ws, state.split_k_locks(x2.device, n))
-    common = ops.common(problem)
+    args, common = ops.split_k_args(ws, state.split_k_locks(x2.device, n)), ops.common(problem)
     if not problem.tuned:
         c = config or default_config(problem)
         _heur[(triton.cdiv(n, c.block_n), c.split_k)](

@@ -106,6 +106,8 @@ def test_bf16(fmt: str, m: int) -> None:
         ("int8-g64-sym", 1, StreamConfig(block_n=32, block_k=256, split_k=1, stages=2, groups_per_step=4)),
         # K = 384 is no multiple of 256: the last step is partial with whole groups a sub-block
         ("int4-g64-asym", 1, StreamConfig(block_n=8, block_k=256, programs=5, stages=2, groups_per_step=4)),
+        ("int4-g64-asym", 1, ByteGemvConfig(block_n=16, block_k=64, split_k=2)),  # the byte GEMV, asked for
+        ("int8-pc-sym", 1, ByteGemvConfig(block_n=32, block_k=128, split_k=3)),
         ("int4-g128-asym", 2, StreamConfig(block_n=16, block_k=128, split_k=3, stages=2)),  # two rows
         ("int8-g32-sym", 2, StreamConfig(block_n=8, block_k=64, programs=7, groups_per_step=2, stages=2)),
         ("int4-g32-sym", 4, StreamConfig(block_n=16, block_k=128, programs=3, groups_per_step=4, stages=2)),
