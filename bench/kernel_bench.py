@@ -32,8 +32,7 @@ from autoquant.hardware.measure import (  # noqa: E402
 )
 from autoquant.kernels.timing import time_in_graph, weight_clones, weight_copies  # noqa: E402
 from autoquant.quant import dequantize, quantize  # noqa: E402
-from autoquant.kernels import decode_pdl, wo_matmul  # noqa: E402
-from autoquant.kernels.wo_matmul import SMALL_M_MAX, last_decode_pdl, tuned_config  # noqa: E402
+from autoquant.kernels import DEFAULT_STATE, SMALL_M_MAX, decode_pdl, wo_matmul  # noqa: E402
 
 SHAPES = {  # role -> (out N, in K)
     "llama-3-8b": {"q/o": (4096, 4096), "k/v": (1024, 4096), "gate/up": (14336, 4096), "down": (4096, 14336),
@@ -179,7 +178,7 @@ def main() -> None:
                     rel = check_output(y, x, w_ref, f"{fmt} {model} {role} M={m}")
                     call = lambda q, x=x: (lambda: wo_matmul(x, q))
                     secs = bench(call, qws)
-                    cfg, pdl_used = tuned_config(m), last_decode_pdl()  # as launched in the graph
+                    cfg, pdl_used = DEFAULT_STATE.tuned_config(m), DEFAULT_STATE.last_decode_pdl()  # as in the graph
                     nbytes = fmt.storage_bytes(n, k) + act(m)
                     extra = {}
                     if m <= SMALL_M_MAX:  # decode kernels chain with PDL in the graph; also time them without

@@ -1,5 +1,5 @@
-"""The two int4 prefill paths of kernels/wo_matmul on a Hopper GPU, against cuBLAS fp16: the fused
-Gluon kernel (kernels/wgmma_int4.py) and dequantize + cuBLAS, over the benchmark's 10 layer
+"""The two int4 prefill paths of autoquant.kernels on a Hopper GPU, against cuBLAS fp16: the fused
+Gluon kernel (autoquant/kernels/wgmma_int4.py) and dequantize + cuBLAS, over the benchmark's 10 layer
 shapes and M in {512, 1024, 2048}. The data behind wo_matmul's choice between them
 (`wgmma_int4.pays_off`).
 
@@ -12,7 +12,6 @@ speedup, plus which path wo_matmul takes and the medians.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import statistics
 import sys
@@ -30,9 +29,11 @@ from autoquant.hardware.measure import gpu_identity
 from autoquant.kernels.timing import time_in_graph, weight_clones, weight_copies
 from autoquant.quant import quantize
 from bench.kernel_bench import SHAPES
-from autoquant.kernels import wgmma_int4
+from autoquant.kernels import LaunchState, prefill_dequant, wgmma_int4
+from autoquant.kernels.problem import MatmulProblem, Operands
+from autoquant.kernels.wo_matmul import zero_args
 
-wm = importlib.import_module("autoquant.kernels.wo_matmul")  # the module (the package exports the function)
+STATE = LaunchState()
 
 
 def fused(x, qw, y):
@@ -41,8 +42,9 @@ def fused(x, qw, y):
 
 def dequant_cublas(x, qw, y):
     n, k = qw.shape
-    z, szn, szg = wm.zero_args(qw.zeros, x.device, qw.format.bits)
-    wm._dequant_matmul(x, qw.codes, qw.scales, z, szn, szg, qw.format, qw.format.effective_group(k), n, k, None, y)
+    z, szn, szg = zero_args(qw.zeros, x.device, qw.format.bits, STATE)
+    ops = Operands(qw.format, x, qw.codes, qw.scales, z, szn, szg, qw.zeros, None, y)
+    prefill_dequant.launch(MatmulProblem.of(x, qw.codes, qw.format, n, k, tuned=True), ops, None, STATE)
 
 
 def main() -> None:

@@ -2,9 +2,8 @@
 
 The autotuner times one launch with a cold L2 (`timing.cold_l2_bench`). It cannot see programmatic
 dependent launch (PDL), which acts only between consecutive launches, and which config gains
-from it is not predictable from its shape: on the H100 at M = 16 PDL took 3-10% off 64x256
-tiles over >= 448 programs and added up to 60% to 32-row tiles or 256-program grids
-(bench/README.md). `pick` re-times the tuner's best few configs, each with and without PDL, as
+from it is not predictable from its shape: the same setting that speeds up one tile shape and
+grid slows another (docs/kernels.md). `pick` re-times the tuner's best few configs, each with and without PDL, as
 a chain of launches over copies of the weight in a CUDA graph (`time_in_graph`, the benchmark's
 own method) and keeps the fastest. The choice is cached on disk beside Triton's autotune cache,
 keyed by the problem and the tuner's pick, so a second run neither re-times nor picks otherwise.

@@ -1,9 +1,10 @@
 """`QuantLinear`: a linear layer whose weight stays packed, as `autoquant.quant` writes it.
 
-On CUDA, `forward` calls the Triton kernels; elsewhere it runs the same packed data
-through `reference_matmul` (dequantize in float32, then matmul), so a quantized model
-works on any device. Its `state_dict()` (codes, scales, zeros, bias) is the exportable
-checkpoint: `QuantLinear(in, out, fmt, bias=...)` + `load_state_dict` restores it.
+`forward` calls the `autoquant::wo_matmul` custom op (`ops`): the Triton kernels on CUDA, the
+reference path (dequantize in float32, then matmul) elsewhere, so a quantized model works on any
+device and `torch.compile(fullgraph=True)` captures it whole. Its `state_dict()` (codes, scales,
+zeros, bias) is the exportable checkpoint: `QuantLinear(in, out, fmt, bias=...)` +
+`load_state_dict` restores it.
 """
 
 from __future__ import annotations
@@ -12,19 +13,10 @@ import torch
 from torch import nn
 
 from autoquant.formats import QuantFormat
-from autoquant.quant import QuantizedWeight, dequantize, quantize
-from autoquant.kernels.wo_matmul import wo_matmul_packed
+from autoquant.kernels.ops import wo_matmul_op
+from autoquant.quant import QuantizedWeight, quantize
 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16)
-
-
-def reference_matmul(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`x @ dequant(W)^T (+ bias)` in float32 on any device, returned in x's dtype."""
-    w = dequantize(qw, torch.float32).to(x.device)
-    y = x.float() @ w.t()
-    if bias is not None:
-        y = y + bias.float()
-    return y.to(x.dtype)
 
 
 class QuantLinear(nn.Module):
@@ -48,6 +40,7 @@ class QuantLinear(nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.format = fmt
+        self.format_name = str(fmt)  # what the custom op takes (a plain string: no graph break)
         self.dtype = dtype  # activations are cast to it for the kernel; the output keeps x's dtype
         code_cols = in_features if fmt.bits == 8 else (in_features + 1) // 2
         g = fmt.groups(in_features)
@@ -99,13 +92,8 @@ class QuantLinear(nn.Module):
         return QuantizedWeight(self.format, (self.out_features, self.in_features), self.codes, self.scales, self.zeros)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not x.is_cuda:
-            return reference_matmul(x, self.quantized(), self.bias)
-        xin = x if x.dtype == self.dtype else x.to(self.dtype)
-        y = wo_matmul_packed(
-            xin, self.codes, self.scales, self.zeros, self.format, self.out_features, self.in_features, self.bias
-        )
-        return y if y.dtype == x.dtype else y.to(x.dtype)
+        return wo_matmul_op(x, self.codes, self.scales, self.zeros, self.bias, self.format_name, self.out_features,
+                            self.in_features, self.dtype)
 
     def extra_repr(self) -> str:
         return (

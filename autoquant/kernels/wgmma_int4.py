@@ -1,43 +1,41 @@
-"""Fused int4 dequantize + wgmma GEMM for prefill on Hopper (sm_90), written in Gluon.
+"""Prefill path on Hopper (sm_90): fused int4 dequantize + wgmma GEMM, written in Gluon.
 
 y = x @ dequant(W)^T is computed transposed, y^T[BN, BM] = W[BN, BK] . x^T[BK, BM], so that W is
 wgmma's A operand, which may live in registers: each warp dequantizes its own 16 W rows from the
 code bytes straight into the A fragment, and only x (TMA) and the codes (TMA) pass through shared
 memory. No dequantized W tile is stored, so there is no generic-to-async proxy fence behind a
-store and no barrier between the dequantize and the wgmma (bench/README.md, "Fused dequantize +
-wgmma with W as the register operand"; storing the tile was what held the earlier fused kernels
-at 0.75x cuBLAS).
+store and no barrier between the dequantize and the wgmma (storing the tile was what held the
+earlier fused kernels well below cuBLAS; docs/kernels.md).
 
 * The code bytes are read from shared memory in the fragment's own order: thread (g, t) of a warp
   holds rows g and g + 8 and, of every 8 code bytes (16 inputs), bytes t and t + 4, whose nibbles
   are exactly inputs 2t, 2t + 1, 2t + 8, 2t + 9 of the A fragment. The dequantized tile's layout
-  is then the fragment's, and the conversion is free (asserted when the kernel compiles).
+  is then the fragment's, and the conversion is free (asserted when the kernel compiles). The
+  dequantize itself is `ptx.INT4_DEQUANT_SCALED`, the Triton kernels' block plus the scale.
 * Two A fragments alternate (the loop body does two K steps) so that the dequantize of step i + 1
   writes registers that no wgmma in flight reads; ptxas would otherwise serialize the wgmmas.
 * One extra warp issues the TMA loads into a ring of stages as the wgmma warps free them
   (mbarriers both ways), which keeps the loads' barriers out of the wgmma warps' loop.
 * Persistent: one program an SM walks the output tiles. The loader runs on into the next tile
   while the wgmma warps store this one, through shared memory and a TMA store that is only
-  waited for before the next tile's store. Against one program a tile: medians at M = 2048
-  0.89x -> 0.94x cuBLAS (sym), 0.83x -> 0.87x (asym) (bench/README.md).
+  waited for before the next tile's store.
 * Scales and zero points are loaded once a scale group (two K steps when the group is a multiple
-  of 128), and a zero point stays a code until the step that uses it converts it. Together these
-  gained asymmetric formats 1-5% (geometric means over the layers, M = 512-4096); the late
-  conversion alone did not help.
+  of 128), and a zero point stays a code until the step that uses it converts it.
 
 Only the stored layout the quantizers write is read (codes [N, K/2] bytes, scales [N, G], zero
 points [N, G] bytes); no repacking. The tile (128 W rows x 256 x rows x 64) and the stage count
-come from the sweeps in bench/results/kernel-variants-h100-wgmma-rega-{1,2,3}.json (one program a
-tile; the persistent grid left them as they were: 213 KB of shared memory with the y tile). There is no
-interpreter for Gluon: the CPU tests cover the dispatch rule, the GPU tests the numbers.
+come from sweeps on the H100 (docs/kernels.md; 213 KB of shared memory with the y tile). There is
+no interpreter for Gluon: the CPU tests cover the dispatch rule, the GPU tests the numbers.
 """
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import triton
+
+from autoquant.kernels.launch_state import LaunchState
+from autoquant.kernels.problem import DEQUANT_MIN_M, MatmulProblem, Operands, num_sms, sm_count
+from autoquant.kernels.ptx import INT4_DEQUANT_SCALED
 
 try:  # Gluon (Triton >= 3.5); without it `supported` is False and the dequantize path runs
     from triton.experimental import gluon
@@ -64,22 +62,13 @@ def tiles(m: int, n: int) -> int:
 
 
 def pays_off(m: int, n: int, sms: int) -> bool:
-    """Whether this kernel beats dequantize + cuBLAS here (bench/results/prefill-paths-h100.json,
-    int4-g128 sym and asym over the 10 benchmark layers at M = 512 ... 8192 on the H100):
-    * tiles for at least 3/4 of the SMs: at M = 512-2048 the 16 cases with 16-64 tiles (k/v
-      projections, N = 4096 at M = 512) ran at 0.22-0.58x cuBLAS against 0.61-0.89x, the 44 with
-      128 or more at 0.81-1.06x (median 0.92x) against 0.56-0.92x (0.76x);
-    * M below FUSED_MAX_M: at M = 2048 it won 15 of those 16 cases (medians 0.95x / 0.92x sym /
-      asym against 0.88x / 0.86x), at M = 4096 8 of 20 (0.94x / 0.89x against 0.95x / 0.92x), at
-      8192 4 of 20: the dequantize pass costs the same at any M, the fused dequantize a share of
-      the GEMM."""
+    """Whether this kernel beats dequantize + cuBLAS here (measured over the benchmark layers,
+    bench/results/prefill-paths-h100.json; docs/kernels.md):
+    * tiles for at least 3/4 of the SMs: with fewer (k/v projections at small M) the persistent
+      grid leaves SMs idle and dequantize + cuBLAS wins;
+    * M below FUSED_MAX_M: the dequantize pass costs the same at any M, the fused dequantize a
+      share of the GEMM, so from there on cuBLAS's GEMM wins more cases than it loses."""
     return m < FUSED_MAX_M and 4 * tiles(m, n) >= 3 * sms
-
-
-@functools.cache
-def sm_count(device: int | None) -> int:
-    """Streaming multiprocessors of a CUDA device (index; None: the current one)."""
-    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def supported(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, bits: int, group: int, k: int) -> bool:
@@ -94,30 +83,6 @@ def supported(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, bits:
 
 
 if gluon is not None:
-    # (q - z) * s for 4 code bytes at once: PRMT spreads two bytes into the halves of a word; the
-    # low nibble is LOP3'd under the exponent of 1024 (1024 + q) and one HSUB2 takes 1024 + z off;
-    # the high nibble is masked in place (1024 + 16 q) and one HFMA2 (x 1/16, - (64 + z)) both
-    # shifts and subtracts; one HMUL2 applies the scale. Outputs: low nibbles of the four bytes,
-    # then high nibbles. (The same arithmetic as wo_matmul's `_codes_to_fp16`.)
-    _INT4_DEQUANT_ASM = gl.constexpr("""{
-    .reg .b32 t0, t1, u0, u1, v0, v1, r16;
-    mov.b32 r16, 0x2C002C00;
-    prmt.b32 t0, $4, 0, 0x4140;
-    prmt.b32 t1, $4, 0, 0x4342;
-    lop3.b32 u0, t0, 0x000F000F, 0x64006400, 0xEA;
-    lop3.b32 u1, t1, 0x000F000F, 0x64006400, 0xEA;
-    lop3.b32 v0, t0, 0x00F000F0, 0x64006400, 0xEA;
-    lop3.b32 v1, t1, 0x00F000F0, 0x64006400, 0xEA;
-    sub.f16x2 u0, u0, $5;
-    sub.f16x2 u1, u1, $6;
-    fma.rn.f16x2 v0, v0, r16, $7;
-    fma.rn.f16x2 v1, v1, r16, $8;
-    mul.f16x2 $0, u0, $9;
-    mul.f16x2 $1, u1, $10;
-    mul.f16x2 $2, v0, $9;
-    mul.f16x2 $3, v1, $10;
-    }""")
-
     @gluon.constexpr_function
     def _acc_layout(BN, BM, num_warps):
         # each warp owns 16 W rows (a warpgroup 64); wgmma's N is the x tile
@@ -170,7 +135,7 @@ if gluon is not None:
         zh = gl.broadcast(gl.expand_dims(960.0 - zf, 1), codes)[0]  # -(64 + z), exact in fp16
         sb = gl.broadcast(gl.expand_dims(s, 1), codes)[0]
         lo, hi = gl.inline_asm_elementwise(
-            asm=_INT4_DEQUANT_ASM, constraints="=r,=r,=r,=r,r,r,r,r,r,r,r",
+            asm=INT4_DEQUANT_SCALED, constraints="=r,=r,=r,=r,r,r,r,r,r,r,r",
             args=[codes, zl, zh, sb], dtype=(gl.float16, gl.float16), is_pure=True, pack=4)
         w = gl.reshape(gl.join(lo, hi), [BN, 2 * BKB])
         return gl.convert_layout(w, a_layout, assert_trivial=True)
@@ -331,6 +296,41 @@ if gluon is not None:
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(ready.index(i))
             mbarrier.invalidate(empty.index(i))
+
+
+NAME = "fused wgmma"
+CONFIG = None  # takes no config
+
+
+def can_run(problem: MatmulProblem, config: None = None) -> tuple[bool, str]:
+    """Tuned launches of DEQUANT_MIN_M <= M < FUSED_MAX_M that `supported` takes, where the tiles
+    fill the GPU (`pays_off`)."""
+    if config is not None:
+        return False, "takes no config"
+    if gluon is None:
+        return False, "Gluon is missing from this Triton"
+    if problem.device_type != "cuda" or problem.interpreting:
+        return False, "needs a CUDA device (no interpreter for Gluon)"
+    if not problem.tuned:
+        return False, "an untuned launch"
+    if problem.capability != 9:
+        return False, f"wgmma needs sm_90, this GPU is sm_{problem.capability}x"
+    if not DEQUANT_MIN_M <= problem.m < FUSED_MAX_M:
+        return False, f"M = {problem.m} outside [{DEQUANT_MIN_M}, {FUSED_MAX_M})"
+    if problem.dtype != torch.float16 or problem.bits != 4:
+        return False, "fp16 x and int4 codes only"
+    if problem.k % BLOCK[2] or problem.group % BLOCK[2]:
+        return False, f"K and the scale group must be multiples of {BLOCK[2]}"
+    if not problem.tma_aligned:
+        return False, "x, codes or y not addressable by TMA (16-byte rows and bases, N a multiple of 8)"
+    if not pays_off(problem.m, problem.n, num_sms()):
+        return False, "too few output tiles to fill the GPU: dequantize + cuBLAS is faster"
+    return True, ""
+
+
+def launch(problem: MatmulProblem, ops: Operands, config: None, state: LaunchState) -> None:
+    wgmma_int4_matmul(ops.x, ops.codes, ops.scales, ops.zeros, problem.group, ops.bias, ops.y)
+    state.last["prefill"] = "wgmma_int4"
 
 
 def wgmma_int4_matmul(x2: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor | None,

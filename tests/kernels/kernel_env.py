@@ -46,10 +46,14 @@ if os.environ.get("TRITON_INTERPRET") == "1":
     _patch_interpreter_bf16_dot()
     # If another test module imported `kernels` before this conftest set the variable,
     # its kernels were compiled for a GPU: rebuild them for the interpreter.
-    mod = sys.modules.get("autoquant.kernels.wo_matmul")
+    # Reloaded in place, leaves first: the path modules' objects (held by the selector) then hold
+    # interpreted kernels; launch_state and ops are not reloaded (a custom op registers once).
+    mod = sys.modules.get("autoquant.kernels.small_m_dot")
     if mod is not None and type(mod._small_m_kernel).__name__ != "InterpretedFunction":
-        for name in ("autoquant.kernels.wo_matmul", "autoquant.kernels.quant_linear", "autoquant.kernels"):
-            importlib.reload(sys.modules[name])
+        for name in ("tile_ops", "decode_words", "decode_stream", "decode_bytes", "small_m_dot", "prefill_tiled",
+                     "prefill_dequant"):
+            importlib.reload(sys.modules[f"autoquant.kernels.{name}"])
+        importlib.reload(sys.modules["autoquant.kernels"])
 
 
 DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"

@@ -7,15 +7,13 @@ with NaN first, so an element never written fails), and wo_matmul is checked to 
 
 from __future__ import annotations
 
-import importlib
-
 import kernel_env  # noqa: F401  (interpreter setup before `kernels` is imported)
 import pytest
 import torch
 
 from autoquant.formats import QuantFormat
 from autoquant.quant import dequantize, quantize
-from autoquant.kernels import wgmma_int4, wo_matmul
+from autoquant.kernels import LaunchState, wgmma_int4, wo_matmul
 
 DEVICE = kernel_env.DEVICE
 HOPPER = DEVICE == "cuda" and torch.cuda.get_device_capability()[0] == 9
@@ -76,15 +74,15 @@ def test_matches_reference(fmt: str, m: int, n: int, k: int, bias: bool) -> None
 
 @pytest.mark.skipif(not HOPPER, reason="needs an sm_90 GPU (wgmma)")
 def test_wo_matmul_routes_large_m_here() -> None:
-    wm = importlib.import_module("autoquant.kernels.wo_matmul")
+    state = LaunchState()
     fmt = QuantFormat.parse("int4-g128-asym")
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     n = 128 * sms  # one 256-row x tile of every N tile fills the GPU at M = 256 * 2
     qw = quantize(torch.randn(n, 512, generator=_gen) * 0.05, fmt).to(DEVICE)
     x = torch.randn(512, 512, generator=_gen).half().to(DEVICE)
-    y = wo_matmul(x, qw)
-    assert wm.tuned_config(512) == "wgmma_int4"
+    y = wo_matmul(x, qw, state=state)
+    assert state.tuned_config(512) == "wgmma_int4"
     ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
     assert ((y.double().cpu() - ref).norm() / ref.norm()).item() < 2e-3
-    wo_matmul(x.bfloat16(), qw)  # bf16 is not taken: dequantize + cuBLAS
-    assert wm.tuned_config(512) == "dequant+cublas"
+    wo_matmul(x.bfloat16(), qw, state=state)  # bf16 is not taken: dequantize + cuBLAS
+    assert state.tuned_config(512) == "dequant+cublas"
