@@ -130,9 +130,6 @@ def wgmma_cases() -> list[tuple[str, str, dict]]:
     if wg.gluon is None:
         return []
     gl, desc = wg.gl, wg.TensorDescriptor
-    if not hasattr(gl, "thread_barrier"):  # Triton 3.7 renamed it `barrier` (the same CTA barrier)
-        print("note: gl.thread_barrier is missing (Triton >= 3.7 names it gl.barrier); compiling with that")
-        gl.thread_barrier = gl.barrier
     bn, bm, bk = wg.BLOCK
     out = []
     for sym in (True, False):

@@ -48,6 +48,9 @@ try:  # Gluon (Triton >= 3.5); without it `supported` is False and the dequantiz
         warpgroup_mma_wait,
     )
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    # The CTA-wide barrier: `gl.barrier` from Triton 3.7 on (the lock's), `gl.thread_barrier` before.
+    _cta_barrier = getattr(gl, "barrier", None) or gl.thread_barrier
 except ImportError:  # pragma: no cover - depends on the Triton install
     gluon = None
 
@@ -161,7 +164,7 @@ if gluon is not None:
     @gluon.jit
     def _release(c, i, empty, STAGES: gl.constexpr):
         """After the wait for wgmma i - 1 in every warp: its stage is free (none before step 1)."""
-        gl.thread_barrier()
+        _cta_barrier()
         mbarrier.arrive(empty.index((c + i + STAGES - 1) % STAGES), count=1, pred=i > 0)
 
     @gluon.jit
