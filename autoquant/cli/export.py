@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from autoquant.budgets import format_bytes
+from autoquant.costs import format_bytes
 from autoquant.cli._common import ModelOpt, console, err_console
 from autoquant.export import export_checkpoint
 from autoquant.memory import ModelShape

@@ -34,9 +34,9 @@ def _run_dir(model: str | None, out: str | None) -> Path:
     if out:
         return Path(out)
     from autoquant.models import resolve_model
-    from autoquant.search.run import model_slug  # one naming of run directories for all commands
+    from autoquant.runs import model_run_dir  # one naming of run directories for all commands
 
-    return Path("runs") / model_slug(resolve_model(model))
+    return model_run_dir(resolve_model(model))
 
 
 @profile_app.callback()

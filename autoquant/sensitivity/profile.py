@@ -6,7 +6,7 @@
     Ray workers       <- started only if something is missing (executor.py)
       1. statistics   one calibration pass, windows split over workers, sums merged here
       2. proxy        one task per layer: its proxy error in every format (proxy.py)
-      3. measured KL  one task per (layer, format) of the measured set (measured.py)
+      3. measured KL  one task per (layer, format) of the measured set (worker.py, autoquant.quality)
     table             <- proxies normalised, the measured pairs calibrate them (table.py)
 
 Every result is appended to the cache as it arrives, so an interrupted profile resumes
