@@ -59,10 +59,13 @@ class Measurement:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
-        """Reads what `to_dict` wrote; records from before `reference_perplexity` was kept derive it."""
+        """Reads what `to_dict` wrote. Older records hold one of the two perplexities (search's the
+        plan's, profile's the reference's): the other follows from `ppl_change`."""
         known = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         if "reference_perplexity" not in known:
             known["reference_perplexity"] = d["perplexity"] / (1.0 + d["ppl_change"])
+        if "perplexity" not in known:
+            known["perplexity"] = d["reference_perplexity"] * (1.0 + d["ppl_change"])
         return cls(**known)
 
 
