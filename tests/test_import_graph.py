@@ -22,15 +22,23 @@ def _modules() -> dict[str, Path]:
     return mods
 
 
-def _imports(path: Path, mods: dict[str, Path]) -> set[str]:
-    """The autoquant modules `path` imports anywhere in its body, TYPE_CHECKING blocks included."""
+def _imports(path: Path, mods: dict[str, Path], *, submodules_alone: bool = False) -> set[str]:
+    """The autoquant modules `path` imports anywhere in its body, TYPE_CHECKING blocks included.
+
+    With `submodules_alone`, `from autoquant.pkg import sub` is an edge to the submodule only: the
+    package's __init__ runs first either way (as for any module inside it), what matters is
+    which code the importer needs. Importing any other name from a package needs its __init__.
+    """
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            subs = [f"{node.module}.{a.name}" for a in node.names]
+            names = [s for s in subs if s in mods] if submodules_alone else subs
+            if not submodules_alone or len(names) < len(subs):
+                names.append(node.module)
         for name in names:
             while name and name not in mods:
                 name = name.rpartition(".")[0]
@@ -93,31 +101,9 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def _module_imports(path: Path, mods: dict[str, Path]) -> set[str]:
-    """As `_imports`, but `from autoquant.pkg import sub` is an edge to the submodule alone: the
-    package's __init__ runs first either way (as for any module inside it), what matters is
-    which code the importer needs. Importing any other name from a package needs its __init__."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            subs = [f"{node.module}.{a.name}" for a in node.names]
-            names = [s for s in subs if s in mods]
-            if len(names) < len(subs):
-                names.append(node.module)
-        for name in names:
-            while name and name not in mods:
-                name = name.rpartition(".")[0]
-            if name:
-                found.add(name)
-    return found
-
-
 def _module_graph() -> dict[str, set[str]]:
     mods = _modules()
-    return {name: _module_imports(path, mods) - {name, "autoquant"} for name, path in mods.items()}
+    return {name: _imports(path, mods, submodules_alone=True) - {name, "autoquant"} for name, path in mods.items()}
 
 
 def test_no_import_cycles_between_packages() -> None:
