@@ -74,10 +74,13 @@ def profile(
     the_space = load_space(space)
     text = calibration_text(calib)
     run_dir = _run_dir(model, out)
-    table = profile_sensitivity(
-        source, the_space, text, calib_tokens=calib_tokens, measure=measure, measure_tokens=measure_tokens,
-        sample_size=sample, workers=workers, address=address, progress=not no_progress, normalisation=proxy,
-    )
+    try:
+        table = profile_sensitivity(
+            source, the_space, text, calib_tokens=calib_tokens, measure=measure, measure_tokens=measure_tokens,
+            sample_size=sample, workers=workers, address=address, progress=not no_progress, normalisation=proxy,
+        )
+    except UserError as e:  # the library names its parameters; two differ from their flags
+        raise e.with_flags({"normalisation": "--proxy", "sample_size": "--sample"}) from None
     files = save_profile(table, run_dir)
     if as_json:
         console.print_json(json.dumps(_summary_dict(table, top) | {"table": str(files.table), "heatmap": str(files.heatmap)}))
