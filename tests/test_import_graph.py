@@ -174,3 +174,10 @@ def test_modules_are_small_or_say_why() -> None:
 def test_length_reason_is_recognised() -> None:
     assert _STATES_LENGTH.search("The matmul kernels: 1,700 lines in one module because the paths share tiles.")
     assert not _STATES_LENGTH.search("The matmul kernels.")
+
+
+def test_profile_command_does_not_reach_into_search() -> None:
+    """Run directories are named in autoquant.runs, for every command that writes them."""
+    mods = _modules()
+    deps = _imports(mods["autoquant.cli.profile"], mods)
+    assert not {d for d in deps if d.startswith("autoquant.search")}, deps
