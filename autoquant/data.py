@@ -38,26 +38,29 @@ def _embedded(filename: str, label: str) -> TextSource:
 def calibration_text(path: str | None = None) -> TextSource:
     if path is None:
         return _embedded(CALIB_DEFAULT, "wikitext-2 validation (embedded)")
-    return _read(path, "--calib")
+    return _read(path, "calib")
 
 
 def evaluation_text(path: str | None = None, calib: TextSource | None = None) -> TextSource:
-    src = _embedded(EVAL_DEFAULT, "wikitext-2 test (embedded)") if path is None else _read(path, "--eval")
+    src = _embedded(EVAL_DEFAULT, "wikitext-2 test (embedded)") if path is None else _read(path, "eval")
     if calib is not None and src.fingerprint == calib.fingerprint:
-        raise UserError("the evaluation text is the calibration text; pass different files to --calib and --eval")
+        raise UserError("the evaluation text is the calibration text; pass different files to {calib} and {eval}",
+                        params=("calib", "eval"))
     return src
 
 
-def _read(path: str, flag: str) -> TextSource:
+def _read(path: str, param: str) -> TextSource:
+    """`param` names the argument the path came in (calib, eval), for the error message."""
     p = Path(path)
+    named = "{" + param + "}"
     if not p.is_file():
-        raise UserError(f"{flag}: text file not found: {path}")
+        raise UserError(f"{named}: text file not found: {path}", params=(param,))
     try:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"{flag}: {path} is not UTF-8 text") from None
+        raise UserError(f"{named}: {path} is not UTF-8 text", params=(param,)) from None
     if len(text.split()) < 100:
-        raise UserError(f"{flag}: {path} has too little text (need at least a few hundred words)")
+        raise UserError(f"{named}: {path} has too little text (need at least a few hundred words)", params=(param,))
     return TextSource(str(p), text)
 
 

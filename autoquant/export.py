@@ -45,7 +45,7 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
-        raise UserError(f"export directory {out} is not empty; choose a new --out")
+        raise UserError(f"export directory {out} is not empty; choose a new {{out_dir}}", params=("out_dir",))
     model = load_model(source, dtype=torch.float32)
     layers = discover_layers(model)
     plan.validate(layers)

@@ -95,4 +95,4 @@ def resolve_plan(spec: str, layers: list[LinearLayer], model: str = "") -> Plan:
     try:
         return Plan.uniform(QuantFormat.parse(spec), layers, model)
     except ValueError as e:
-        raise UserError(f"--plan: {e}, or the path of a plan file") from None
+        raise UserError(f"{{plan}}: {e}, or the path of a plan file", params=("plan",)) from None

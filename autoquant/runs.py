@@ -1,4 +1,4 @@
-"""Finished work on disk, read back for the app: search runs and sensitivity tables.
+"""Run files: where a model's profile and searches are written, and reading them back for the app.
 
 A runs directory looks like
 
@@ -6,25 +6,56 @@ A runs directory looks like
     runs/<model>/<study>/front.json         autoquant search: the whole result
     runs/<model>/<study>/plan.json          the recommended plan
 
-These functions turn those files into tables (pandas) the Streamlit app plots; they hold
-no UI, so tests call them directly.
+`model_slug` / `model_run_dir` / `search_run_dir` name those directories for every command
+that writes them. The readers turn the files into tables (pandas) the Streamlit app plots;
+they hold no UI, so tests call them directly.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from autoquant.formats import QuantFormat
 from autoquant.layers import layer_block, layer_role
 from autoquant.plan import Plan
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from autoquant.models import ModelSource
+
 FRONT_FILE = "front.json"
 SENSITIVITY_FILE = "sensitivity.json"
+DEFAULT_RUNS_DIR = "runs"
+
+
+# ---- naming ---------------------------------------------------------------------------------------
+def model_slug(source: ModelSource) -> str:
+    """A directory name for the model: GGUF stem, directory name, or org--name."""
+    if source.kind == "gguf":
+        raw = Path(source.gguf_file or source.path).stem
+    elif source.kind == "dir":
+        raw = Path(source.path).name
+    else:
+        raw = source.spec.replace("/", "--")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-") or "model"
+
+
+def model_run_dir(source: ModelSource, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
+    """runs/<model>/: the model's sensitivity table, and its searches below it."""
+    return Path(runs_dir) / model_slug(source)
+
+
+def search_run_dir(source: ModelSource, study: str, runs_dir: str | Path = DEFAULT_RUNS_DIR) -> Path:
+    """runs/<model>/<study>/: one search's study.db, front.json, plan.json, front.png."""
+    return model_run_dir(source, runs_dir) / study
+
+
+# ---- reading back -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -87,6 +118,8 @@ def _row(r: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def front_frame(run: SearchRun) -> pd.DataFrame:
     """One row per plan: the front (measured or proxy-only) and the uniform baselines."""
+    import pandas as pd  # only the app and its tests read runs as tables
+
     rows = [_row(r, "baseline") for r in run.result.get("baselines", [])]
     for r in run.result["front"]:
         rows.append(_row(r, "measured" if r.get("measured") else "proxy only"))
@@ -109,6 +142,8 @@ def plans_with_layers(run: SearchRun) -> dict[str, Plan]:
 
 def plan_frame(plan: Plan) -> pd.DataFrame:
     """Per layer: block, role, format, bits."""
+    import pandas as pd  # only the app and its tests read runs as tables
+
     rows = []
     for name, fmt in plan.formats.items():
         block = layer_block(name)
@@ -121,6 +156,8 @@ def plan_frame(plan: Plan) -> pd.DataFrame:
 
 def sensitivity_frame(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Long table (layer, block, role, format, estimated_kl, measured) and the table's metadata."""
+    import pandas as pd  # only the app and its tests read runs as tables
+
     from autoquant.sensitivity.table import SensitivityTable
 
     table = SensitivityTable.load(path)

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from autoquant.layers import discover_layers
-from autoquant.runs import find_runs, front_frame, plan_frame, plans_with_layers, sensitivity_frame
+from autoquant.models import ModelSource
+from autoquant.runs import (find_runs, front_frame, model_slug, plan_frame, plans_with_layers, search_run_dir,
+                            sensitivity_frame)
 from autoquant.sensitivity.table import SensitivityEntry, SensitivityTable
 from tiny_models import tiny_model
 
@@ -92,3 +94,10 @@ def test_app_says_what_to_run_when_there_are_no_results(tmp_path, monkeypatch):
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
     assert "autoquant search" in at.info[0].value
+
+
+def test_model_slug_names_run_directories() -> None:
+    assert model_slug(ModelSource("x.gguf", "gguf", "/a", "SmolLM2.Q4_1.gguf")) == "SmolLM2.Q4_1"
+    assert model_slug(ModelSource("org/name", "hub", "org/name")) == "org--name"
+    assert model_slug(ModelSource("/m/my model", "dir", "/m/my model")) == "my-model"
+    assert search_run_dir(ModelSource("org/name", "hub", "org/name"), "s", "r") == Path("r") / "org--name" / "s"

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_INTERRUPTED, file=sys.stderr)
         return code
     except UserError as e:
-        print(f"autoquant: error: {e}", file=sys.stderr)
+        print(f"autoquant: error: {e.for_cli()}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(_INTERRUPTED, file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from autoquant.budgets import format_bytes
+from autoquant.costs import format_bytes
 from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console
 from autoquant.errors import UserError
 from autoquant.memory import ModelShape, estimate_memory

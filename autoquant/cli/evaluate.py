@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Optional
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from autoquant.apply import apply_plan
-from autoquant.budgets import format_bytes
+from autoquant.costs import format_bytes
 from autoquant.cli._common import JsonOpt, ModelOpt, console, err_console
-from autoquant.data import calibration_text, evaluation_text, token_windows
+from autoquant.data import calibration_text, evaluation_text
 from autoquant.errors import UserError
-from autoquant.evaluate import QualityEvaluator
 from autoquant.memory import ModelShape, estimate_memory
-from autoquant.models import load_model, load_tokenizer, resolve_model
+from autoquant.models import resolve_model
 from autoquant.plan import resolve_plan
+from autoquant.quality import DEFAULT_EVAL_TOKENS, SEQ_LEN, load_meter
 
 
 def register(app: typer.Typer) -> None:
@@ -29,8 +27,8 @@ def evaluate(
     plans: Annotated[list[str], typer.Option("--plan", "-p", help="Uniform format or plan file; repeat to compare several.")],
     model: ModelOpt = None,
     eval_file: Annotated[Optional[str], typer.Option("--eval", help="Evaluation text file. Default: wikitext-2 test (embedded).")] = None,
-    eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Tokens of evaluation text.")] = 8192,
-    seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per evaluation window.")] = 512,
+    eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Tokens of evaluation text (the same default as `autoquant search`).")] = DEFAULT_EVAL_TOKENS,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", help=f"Tokens per evaluation window. Default: {SEQ_LEN}, or --eval-tokens when fewer (as `autoquant search`).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure perplexity and KL divergence (vs the unquantized model) of each PLAN on held-out text.
@@ -38,6 +36,8 @@ def evaluate(
     Weights are really quantized (round-to-nearest, then dequantized for the CPU/GPU forward),
     so the numbers are measured, not estimated.
     """
+    if seq_len is None:
+        seq_len = min(SEQ_LEN, eval_tokens)
     if eval_tokens < seq_len or seq_len < 2:
         raise UserError(f"--eval-tokens ({eval_tokens}) must be at least --seq-len ({seq_len}), and --seq-len at least 2")
     source = resolve_model(model)
@@ -47,27 +47,23 @@ def evaluate(
     resolved = [(p, resolve_plan(p, layers, source.display)) for p in plans]
     rows = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True) as bar:
-        task = bar.add_task("loading model", total=None)
-        reference_model = load_model(source)
-        windows = token_windows(load_tokenizer(source), text, seq_len, eval_tokens)
-        bar.update(task, description=f"reference forward ({windows.numel()} tokens)")
-        evaluator = QualityEvaluator(reference_model, windows)
-        del reference_model
+        task = bar.add_task(f"loading model, reference forward ({eval_tokens} tokens)", total=None)
+        # the search measures its plans through the same `load_meter`: the same numbers
+        meter = load_meter(source, text, eval_tokens, seq_len)
         for name, plan in resolved:
             bar.update(task, description=f"evaluating {name}")
-            t0 = time.perf_counter()
-            result = evaluator.evaluate(apply_plan(load_model(source), plan, mode="fake"))
+            result = meter.measure(plan)
             mem = estimate_memory(shape, plan)
             rows.append({
                 "plan": name,
                 "perplexity": result.perplexity,
-                "ppl_change": result.ppl_change(evaluator.reference.perplexity),
+                "ppl_change": result.ppl_change,
                 "kl": result.kl,
                 "linear_bits_per_weight": plan.bits_per_weight(layers),
                 "weights_bytes": mem.weights_bytes,
-                "seconds": time.perf_counter() - t0,
+                "seconds": result.seconds,
             })
-    ref = evaluator.reference
+    ref = meter.reference
     if as_json:
         console.print_json(json.dumps({
             "model": source.display, "eval_text": text.name, "tokens": ref.tokens,

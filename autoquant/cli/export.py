@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 
-from autoquant.budgets import format_bytes
+from autoquant.costs import format_bytes
 from autoquant.cli._common import ModelOpt, console, err_console
 from autoquant.export import export_checkpoint
 from autoquant.memory import ModelShape
 from autoquant.models import resolve_model
+from autoquant.errors import UserError
 from autoquant.plan import resolve_plan
 
 
@@ -33,6 +34,9 @@ def export(
     source = resolve_model(model)
     the_plan = resolve_plan(plan, list(ModelShape.from_source(source).layers), source.display)
     with err_console.status(f"quantizing {source.display} ({the_plan.summary()})"):
-        path = export_checkpoint(source, the_plan, out, dtype=torch.bfloat16 if bf16 else torch.float16)
+        try:
+            path = export_checkpoint(source, the_plan, out, dtype=torch.bfloat16 if bf16 else torch.float16)
+        except UserError as e:
+            raise e.with_flags({"out_dir": "--out"}) from None
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     console.print(f"wrote {path} ({format_bytes(size)})")

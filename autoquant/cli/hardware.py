@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from autoquant.budgets import format_bytes, format_seconds
+from autoquant.costs import format_bytes, format_seconds
 from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console, err_console
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat, all_formats

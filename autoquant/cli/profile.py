@@ -34,9 +34,9 @@ def _run_dir(model: str | None, out: str | None) -> Path:
     if out:
         return Path(out)
     from autoquant.models import resolve_model
-    from autoquant.search.run import model_slug  # one naming of run directories for all commands
+    from autoquant.runs import model_run_dir  # one naming of run directories for all commands
 
-    return Path("runs") / model_slug(resolve_model(model))
+    return model_run_dir(resolve_model(model))
 
 
 @profile_app.callback()
@@ -74,10 +74,13 @@ def profile(
     the_space = load_space(space)
     text = calibration_text(calib)
     run_dir = _run_dir(model, out)
-    table = profile_sensitivity(
-        source, the_space, text, calib_tokens=calib_tokens, measure=measure, measure_tokens=measure_tokens,
-        sample_size=sample, workers=workers, address=address, progress=not no_progress, normalisation=proxy,
-    )
+    try:
+        table = profile_sensitivity(
+            source, the_space, text, calib_tokens=calib_tokens, measure=measure, measure_tokens=measure_tokens,
+            sample_size=sample, workers=workers, address=address, progress=not no_progress, normalisation=proxy,
+        )
+    except UserError as e:  # the library names its parameters; two differ from their flags
+        raise e.with_flags({"normalisation": "--proxy", "sample_size": "--sample"}) from None
     files = save_profile(table, run_dir)
     if as_json:
         console.print_json(json.dumps(_summary_dict(table, top) | {"table": str(files.table), "heatmap": str(files.heatmap)}))

@@ -12,10 +12,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from autoquant.budgets import parse_latency, parse_quality, parse_size
+from autoquant.costs import parse_latency, parse_quality, parse_size
 from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console
+from autoquant.errors import UserError
 from autoquant.search import (DEFAULT_EVAL_TOKENS, DEFAULT_MEASURE, DEFAULT_SAMPLER, DEFAULT_TRIALS, SAMPLERS,
                               Budgets, SearchRequest, print_report, run_search, to_json)
+
+
+# The library names the request's fields; these are the flags that differ from `--field-name`.
+FLAGS = {"memory_budget": "--budget", "measure_plans": "--measure"}
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +63,10 @@ def search(
         trials=trials, study=study, storage=storage, calib=calib, eval=eval_file, eval_tokens=eval_tokens,
         measure_plans=measure, runs_dir=runs_dir, sampler=sampler, seed=seed, progress=not no_progress,
     )
-    result = run_search(request)
+    try:
+        result = run_search(request)
+    except UserError as e:
+        raise e.with_flags(FLAGS) from None
     if as_json:
         console.print_json(json.dumps(to_json(result)))
     else:

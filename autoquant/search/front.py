@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from autoquant.plan import Plan
-from autoquant.search.objectives import PlanCosts
+from autoquant.costs import PlanCosts
 
 
 def pareto_mask(points: np.ndarray) -> np.ndarray:

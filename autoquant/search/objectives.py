@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from autoquant.budgets import QualityBudget
+from autoquant.costs import PlanCosts
 from autoquant.formats import QuantFormat
 from autoquant.hardware import LatencyModel, PlanLatency, plan_latency
 from autoquant.layers import LinearLayer
@@ -34,61 +34,6 @@ class KLTable(Protocol):
     """What the search reads of a `SensitivityTable`."""
 
     def estimated_kl(self, layer: str, fmt: QuantFormat | str) -> float: ...
-
-
-@dataclass(frozen=True)
-class Budgets:
-    """Limits a recommended plan must meet. Memory is total serving memory in bytes."""
-
-    memory_bytes: int
-    latency_s: float | None = None  # decode seconds per token
-    quality: QualityBudget | None = None
-
-    def proxy_kl_limit(self) -> float | None:
-        """The quality budget on the KL scale of the proxy.
-
-        A ppl budget is mapped with KL ~= ln(1 + dppl): the expected increase of cross-entropy
-        is the KL when the reference model fits the text (first order). Only the search uses
-        this; the recommendation is checked against the measured perplexity itself.
-        """
-        if self.quality is None:
-            return None
-        if self.quality.metric == "kl":
-            return self.quality.limit
-        return math.log1p(self.quality.limit)
-
-    def to_dict(self) -> dict:
-        return {
-            "memory_bytes": self.memory_bytes,
-            "latency_s": self.latency_s,
-            "quality": None if self.quality is None else str(self.quality),
-        }
-
-
-@dataclass(frozen=True)
-class PlanCosts:
-    """The objectives of one plan, as the search sees them (quality is the proxy)."""
-
-    proxy_kl: float
-    memory_bytes: int
-    weight_bytes: int  # linear weights only: what the plan changes
-    bits_per_weight: float
-    decode_s: float
-    prefill_s: float
-    latency_estimated: bool
-
-    def violations(self, budgets: Budgets) -> dict[str, float]:
-        """Optuna constraint values, <= 0 where a budget is met (MB, ms, nats: similar scales)."""
-        out = {"memory_mb": float(self.memory_bytes - budgets.memory_bytes) / 1e6}
-        if budgets.latency_s is not None:
-            out["decode_ms"] = (self.decode_s - budgets.latency_s) * 1e3
-        kl_limit = budgets.proxy_kl_limit()
-        if kl_limit is not None:
-            out["proxy_kl"] = self.proxy_kl - kl_limit
-        return out
-
-    def fits(self, budgets: Budgets) -> bool:
-        return all(v <= 0 for v in self.violations(budgets).values())
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,17 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from autoquant.budgets import format_bytes, format_seconds
-from autoquant.search.front import FrontPlan
+from autoquant.costs import format_bytes, format_seconds
+from autoquant.formats import QuantFormat
 from autoquant.jsonfile import write_json
-
-if TYPE_CHECKING:
-    from autoquant.search.run import SearchResult
+from autoquant.search.front import FrontPlan
+from autoquant.search.result import SearchResult
 
 REPORT_VERSION = 1
 
@@ -82,6 +81,32 @@ def to_json(result: SearchResult) -> dict[str, Any]:
         "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
         "files": result.files,
     }
+
+
+def search_notes(result: SearchResult) -> list[str]:
+    """What a reader of the result should know: free fp16, a Q4_1 echo, estimated latency, a tied lm_head."""
+    problem, budgets = result.problem, result.request.budgets
+    notes = []
+    rec = result.recommended
+    if rec is not None and all(f.is_float for f in rec.plan.formats.values()):
+        notes.append(
+            f"fp16 fits in {format_bytes(budgets.memory_bytes)}: quantization is not needed for this budget; "
+            "the front shows what smaller budgets would cost"
+        )
+    g32 = QuantFormat.parse("int4-g32-asym")
+    if rec is not None and g32 in rec.plan.formats.values() and any("Q4_1" in n for n in result.table_notes):
+        notes.append(
+            "the recommended plan uses int4-g32-asym, which reproduces this checkpoint's Q4_1 storage almost "
+            "exactly: its measured quality overstates what int4-g32-asym gives a model trained in 16 bits"
+        )
+    if result.latency_estimated:
+        notes.append(f"latency is estimated ({result.hardware}), not measured on this machine")
+    if any(l.tied and l.role == "lm_head" for l in problem.layers):
+        notes.append(
+            "bits/weight counts the tied lm_head at 16 bits: it shares the embedding's storage, so memory "
+            "does not grow with it; uniform baselines quantize (and so untie) it, adding a copy"
+        )
+    return notes
 
 
 # ---- the table -----------------------------------------------------------------------------------

@@ -39,9 +39,10 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from autoquant.costs import Budgets, PlanCosts
 from autoquant.errors import UserError
 from autoquant.search.dp import ProxyFront
-from autoquant.search.objectives import Budgets, PlanCosts, SearchProblem
+from autoquant.search.objectives import SearchProblem
 
 SAMPLERS = ("nsga2", "tpe", "random")
 DEFAULT_SAMPLER = "nsga2"
@@ -141,10 +142,10 @@ def _create(name: str, storage: str, directions: list[str]) -> optuna.Study:
     except ValueError as e:  # an existing study with other directions
         raise UserError(f"study {name!r} in {storage}: {e}") from None
     except ImportError as e:  # e.g. a PostgreSQL URL without its driver installed
-        raise UserError(f"--storage {storage}: {e}") from None
+        raise UserError(f"{{storage}} {storage}: {e}", params=("storage",)) from None
     except Exception as e:  # SQLAlchemy: unreachable server, malformed URL
         if type(e).__module__.startswith(("sqlalchemy", "optuna")):
-            raise UserError(f"--storage {storage}: {str(e).splitlines()[0]}") from None
+            raise UserError(f"{{storage}} {storage}: {str(e).splitlines()[0]}", params=("storage",)) from None
         raise
 
 

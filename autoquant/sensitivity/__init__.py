@@ -7,7 +7,8 @@ The flow, for `autoquant profile` (and `autoquant search`, which profiles first)
     executor.py    Ray actors (worker.py), one model each; retries when a worker dies
     statistics.py  one calibration pass: input second moments H, output Fisher diagonals G
     proxy.py       per (layer, format): output error trace(dW H dW^T), normalised
-    measured.py    per (layer, format): KL and perplexity change, only that layer quantized
+    worker.py      per (layer, format): KL and perplexity change, only that layer quantized
+                   (autoquant.quality.QualityMeter)
     sample.py      which pairs to measure when not all of them (CPU)
     cache.py       every finished result appended to disk at once (resume, instant re-run)
     table.py       SensitivityTable: proxies, measured sample, calibration, estimated_kl

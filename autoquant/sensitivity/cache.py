@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autoquant import models
-from autoquant.sensitivity.measured import Measurement
+from autoquant.quality import Measurement
 from autoquant.sensitivity.proxy import ProxyParts
 
 Pair = tuple[str, str]  # (layer name, canonical format string)
@@ -73,9 +73,7 @@ class ProfileCache:
                     if kind == "proxy":
                         self._proxies[pair] = ProxyParts(rec["output_error"], rec["output_energy"], rec["fisher_error"])
                     elif kind == "kl":
-                        self._kl[(rec["measure_tokens"], *pair)] = Measurement(
-                            rec["kl"], rec["ppl_change"], rec["tokens"], rec["reference_perplexity"]
-                        )
+                        self._kl[(rec["measure_tokens"], *pair)] = Measurement.from_dict(rec)
                 except (json.JSONDecodeError, KeyError, TypeError):
                     continue  # a torn line from a killed run, or a record of a newer version
 

@@ -64,7 +64,7 @@ def plan_resources(
     (measured on 2 shared cores, bench/README.md).
     """
     if workers is not None and workers < 1:
-        raise UserError(f"--workers must be at least 1 (got {workers})")
+        raise UserError(f"{{workers}} must be at least 1 (got {workers})", params=("workers",))
     if gpus > 0:
         n = workers or gpus
         return Resources(n, max(1, cpus // n), min(1.0, gpus / n))

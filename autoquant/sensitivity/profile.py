@@ -6,7 +6,7 @@
     Ray workers       <- started only if something is missing (executor.py)
       1. statistics   one calibration pass, windows split over workers, sums merged here
       2. proxy        one task per layer: its proxy error in every format (proxy.py)
-      3. measured KL  one task per (layer, format) of the measured set (measured.py)
+      3. measured KL  one task per (layer, format) of the measured set (worker.py, autoquant.quality)
     table             <- proxies normalised, the measured pairs calibrate them (table.py)
 
 Every result is appended to the cache as it arrives, so an interrupted profile resumes
@@ -91,15 +91,17 @@ def profile_sensitivity(
     """
     t_start = time.perf_counter()
     if measure not in MEASURE_MODES:
-        raise UserError(f"--measure must be one of {', '.join(MEASURE_MODES)} (got {measure!r})")
+        raise UserError(f"{{measure}} must be one of {', '.join(MEASURE_MODES)} (got {measure!r})", params=("measure",))
     if normalisation not in NORMALISATIONS:
-        raise UserError(f"--proxy must be one of {', '.join(NORMALISATIONS)} (got {normalisation!r})")
+        raise UserError(f"{{normalisation}} must be one of {', '.join(NORMALISATIONS)} (got {normalisation!r})",
+                        params=("normalisation",))
     if calib_tokens < 16 or measure_tokens < 16:
-        raise UserError(f"--calib-tokens and --measure-tokens must be at least 16 (got {calib_tokens}, {measure_tokens})")
+        raise UserError(f"{{calib_tokens}} and {{measure_tokens}} must be at least 16 (got {calib_tokens}, {measure_tokens})",
+                        params=("calib_tokens", "measure_tokens"))
     if sample_size < 1:
-        raise UserError(f"--sample must be at least 1 (got {sample_size})")
+        raise UserError(f"{{sample_size}} must be at least 1 (got {sample_size})", params=("sample_size",))
     if workers is not None and workers < 1:
-        raise UserError(f"--workers must be at least 1 (got {workers})")
+        raise UserError(f"{{workers}} must be at least 1 (got {workers})", params=("workers",))
 
     config = load_config(source)
     layers = discover_layers(build_meta_model(config))

@@ -26,7 +26,7 @@ from autoquant.jsonfile import read_json, write_json
 
 TABLE_VERSION = 1
 # Measured KL below this is at the measurement's noise floor (the reference log-probabilities
-# are kept in fp16, see autoquant.evaluate): such pairs rank poorly and are left out of the fit.
+# are kept in fp16, see autoquant.quality): such pairs rank poorly and are left out of the fit.
 KL_NOISE_FLOOR = 2e-5
 
 

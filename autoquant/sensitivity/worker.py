@@ -15,7 +15,7 @@ import torch
 from autoquant.formats import QuantFormat
 from autoquant.layers import discover_layers, linear_weight
 from autoquant.models import ModelSource, load_model
-from autoquant.sensitivity.measured import KLMeter, Measurement
+from autoquant.quality import Measurement, QualityMeter
 from autoquant.sensitivity.proxy import ProxyParts, proxy_parts
 from autoquant.sensitivity.statistics import LayerStatistics, collect_statistics
 
@@ -36,7 +36,7 @@ class ProfileWorker:
         self.spec = spec
         self.model = load_model(spec.source, device=spec.device)
         self.layers = discover_layers(self.model)
-        self._meter: KLMeter | None = None
+        self._meter: QualityMeter | None = None
 
     def pid(self) -> int:
         return os.getpid()
@@ -55,5 +55,5 @@ class ProfileWorker:
 
     def measure(self, layer: str, fmt: str) -> Measurement:
         if self._meter is None:  # the reference distribution: once per worker, on first use
-            self._meter = KLMeter(self.model, self.spec.measure_windows)
-        return self._meter.measure(layer, QuantFormat.parse(fmt))
+            self._meter = QualityMeter(self.model, self.spec.measure_windows)
+        return self._meter.measure_layer(layer, QuantFormat.parse(fmt))

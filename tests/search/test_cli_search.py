@@ -28,6 +28,7 @@ def test_budget_nothing_fits_exits_3_naming_the_smallest_memory(config_only, cap
     code, err = _run(["--model", config_only, "--budget", "1MB"], capsys)
     assert code == 3
     assert "no plan fits 1.00 MB" in err and "smallest plan of space 'default' needs" in err
+    assert "raise --budget, or lower --batch / --context" in err  # the library's parameters, as flags
     assert len(err.strip().splitlines()) == 1
 
 
@@ -35,6 +36,7 @@ def test_latency_budget_nothing_fits_exits_3_naming_the_fastest(config_only, cap
     code, err = _run(["--model", config_only, "--budget", "24GB", "--latency-budget", "1ns"], capsys)
     assert code == 3
     assert "fastest plan" in err and "estimated" in err
+    assert "raise --latency-budget or lower --batch / --context" in err
 
 
 def test_malformed_space_exits_2(config_only, tmp_path, capsys) -> None:

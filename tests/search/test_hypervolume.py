@@ -10,7 +10,7 @@ from search_fixtures import default_space, problem, smollm2_shape
 
 from autoquant.search.dp import exact_front
 from autoquant.search.front import hypervolume_ratio
-from autoquant.search.objectives import Budgets
+from autoquant.costs import Budgets
 from autoquant.search.study import SearchStudy, proxy_points
 
 

@@ -8,11 +8,12 @@ import random
 import pytest
 from search_fixtures import SMALL_SPACE, SyntheticTable, problem, smollm2_shape, tiny_shape
 
-from autoquant.budgets import QualityBudget
+from autoquant.costs import QualityBudget
 from autoquant.formats import FP16, QuantFormat
 from autoquant.hardware import latency_model_for, plan_latency
 from autoquant.memory import estimate_memory
-from autoquant.search.objectives import Budgets, group_label
+from autoquant.costs import Budgets
+from autoquant.search.objectives import group_label
 from autoquant.space import parse_space
 
 INT4 = QuantFormat.parse("int4-g128-asym")

@@ -2,7 +2,9 @@
 
 The issue's quality check: with the memory budget set to what uniform int4-g128-asym needs,
 the recommended plan measures a lower perplexity on held-out text than uniform int4-g128-asym,
-at no more memory. Also the real-table hypervolume check, and a rerun adding trials.
+at no more memory. Also the real-table hypervolume check, a rerun adding trials, and the
+same-numbers check: `autoquant evaluate` of the recommended plan gives exactly what the search
+measured.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ def test_search_beats_uniform_int4_at_its_memory_and_resumes(tmp_path, int4_budg
     assert rec.costs.memory_bytes <= int4.costs.memory_bytes == int4_budget
     assert rec.measured["perplexity"] < int4.measured["perplexity"]
     assert rec.measured["kl"] < int4.measured["kl"]
+
+    # The same numbers: `autoquant evaluate` of the written plan on the same text and token count
+    # reports exactly what the search measured and stored for it.
+    capsys.readouterr()
+    assert main(["evaluate", "--plan", result.files["plan"], "--eval-tokens", "1024", "--json"]) == 0
+    (evaluated,) = json.loads(capsys.readouterr().out)["plans"]
+    assert (evaluated["perplexity"], evaluated["kl"]) == (rec.measured["perplexity"], rec.measured["kl"])
 
     # Files: the plan reloads with its search metadata; the JSON names the recommended plan.
     plan = Plan.load(result.files["plan"])

@@ -8,7 +8,7 @@ from search_fixtures import SMALL_SPACE, problem, tiny_shape
 
 from autoquant.errors import UserError
 from autoquant.search.dp import exact_front
-from autoquant.search.objectives import Budgets
+from autoquant.costs import Budgets
 from autoquant.search.study import SearchStudy, decode_choice, encode_choice
 from autoquant.space import parse_space
 
@@ -118,8 +118,9 @@ def test_measurements_are_stored_as_trials(tmp_path) -> None:
 
 
 def test_bad_storage_url_is_a_user_error(tmp_path) -> None:
-    with pytest.raises(UserError, match="--storage"):
+    with pytest.raises(UserError, match="^storage notadb://x") as e:
         SearchStudy("s", "notadb://x", problem(tiny_shape()), BIG, model_fingerprint="fp")
+    assert e.value.for_cli().startswith("--storage notadb://x")
 
 
 def test_unknown_sampler_is_a_user_error(tmp_path) -> None:
@@ -145,5 +146,5 @@ def test_a_new_budget_is_seeded_with_its_exact_optimum(tmp_path) -> None:
 
 def test_unusable_postgres_url_is_a_user_error() -> None:
     # Without the driver installed, or without a server listening: either way one clear line.
-    with pytest.raises(UserError, match="--storage postgresql"):
+    with pytest.raises(UserError, match="^storage postgresql"):
         SearchStudy("s", "postgresql://nobody@127.0.0.1:1/none", problem(tiny_shape()), BIG, model_fingerprint="fp")

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from autoquant.sensitivity.cache import CacheKey, ProfileCache
-from autoquant.sensitivity.measured import Measurement
+from autoquant.quality import Measurement
 from autoquant.sensitivity.proxy import ProxyParts
 
 KEY = CacheKey("modelfp", "calibfp", 2048, 512, "1")
+M = Measurement(perplexity=20.2, kl=0.002, ppl_change=0.01, tokens=511, reference_perplexity=20.0, seconds=0.5)
 
 
 def test_results_survive_a_new_process(tmp_path):
     c = ProfileCache(KEY, tmp_path)
     c.add_proxies("l0", {"int8-pc-sym": ProxyParts(1.0, 10.0, 0.01), "int4-g128-asym": ProxyParts(5.0, 10.0, None)})
-    c.add_measurement("l0", "int8-pc-sym", 512, Measurement(0.002, 0.01, 511, 20.0))
+    c.add_measurement("l0", "int8-pc-sym", 512, M)
     again = ProfileCache(KEY, tmp_path)
     assert again.proxies() == c.proxies()
     assert again.proxies()[("l0", "int4-g128-asym")].fisher_error is None
-    assert again.measurements(512) == {("l0", "int8-pc-sym"): Measurement(0.002, 0.01, 511, 20.0)}
+    assert again.measurements(512) == {("l0", "int8-pc-sym"): M}
     assert again.measurements(1024) == {}  # another token count is another measurement
 
 
@@ -37,3 +38,14 @@ def test_torn_last_line_is_skipped(tmp_path):
     assert set(again.proxies()) == {("l0", "int8-pc-sym")}
     again.add_proxies("l2", {"int8-pc-sym": ProxyParts(2.0, 1.0, 1.0)})  # appending after a torn line still works
     assert ("l2", "int8-pc-sym") in ProfileCache(KEY, tmp_path).proxies()
+
+
+def test_measurements_written_before_the_one_meter_still_read(tmp_path):
+    """Records of the profile's own Measurement (kl, ppl_change, tokens, reference_perplexity)."""
+    c = ProfileCache(KEY, tmp_path)
+    c.add_proxies("l0", {"int8-pc-sym": ProxyParts(1.0, 1.0, 1.0)})
+    with open(c.path, "a") as fh:
+        fh.write('{"kind": "kl", "layer": "l0", "format": "int8-pc-sym", "measure_tokens": 512, "kl": 0.002, '
+                 '"ppl_change": 0.01, "tokens": 511, "reference_perplexity": 20.0}\n')
+    (m,) = ProfileCache(KEY, tmp_path).measurements(512).values()
+    assert (m.kl, m.tokens, m.reference_perplexity) == (0.002, 511, 20.0) and abs(m.perplexity - 20.2) < 1e-9

@@ -139,6 +139,9 @@ def test_cli_profile_and_show(profiled, tiny_source, tmp_path, monkeypatch, caps
 def test_cli_errors_are_one_line(tiny_source, tmp_path, capsys):
     assert main(["profile", "--measure", "bogus", "--model", tiny_source.path, "--out", str(tmp_path)]) == 2
     assert "--measure must be one of auto, all, sample, none" in capsys.readouterr().err
+    # the library names its parameter (normalisation); the CLI says the flag the user typed
+    assert main(["profile", "--proxy", "bogus", "--model", tiny_source.path, "--out", str(tmp_path)]) == 2
+    assert "--proxy must be one of" in capsys.readouterr().err
     assert main(["profile", "--workers", "0", "--model", tiny_source.path, "--out", str(tmp_path)]) == 2
     assert main(["profile", "show", str(tmp_path / "nothing.json")]) == 2
     err = capsys.readouterr().err

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from autoquant.budgets import format_bytes, parse_latency, parse_quality, parse_size
+from autoquant.costs import format_bytes, parse_latency, parse_quality, parse_size
 from autoquant.errors import UserError
 
 

@@ -1,17 +1,15 @@
-"""The decisions of a search run: which plans are on the front, which get measured, which is recommended."""
+"""The decisions of a search: which plans are on the front, which get measured, which is recommended."""
 
 from __future__ import annotations
 
 import pytest
 from search_fixtures import problem, smollm2_shape, tiny_shape
 
-from autoquant.budgets import QualityBudget
+from autoquant.costs import Budgets, QualityBudget
 from autoquant.errors import NoPlanFitsError
 from autoquant.search.dp import exact_front
 from autoquant.search.front import FrontPlan, ParetoFront
-from autoquant.search.objectives import Budgets
-from autoquant.search.run import (check_reachable, feasible_front, model_slug, pick_to_measure, recommend)
-from autoquant.models import ModelSource
+from autoquant.search.select import check_reachable, feasible_front, pick_to_measure, recommend
 
 
 def _measured(kl: float, ppl_change: float) -> dict:
@@ -83,9 +81,7 @@ def test_unreachable_memory_names_the_smallest_plan() -> None:
     with pytest.raises(NoPlanFitsError, match="smallest plan of space 'small' needs") as e:
         check_reachable(p, Budgets(smallest - 1), "h100")
     assert e.value.exit_code == 3
+    # the library names its parameters; the CLI's message names its flags (tests/search/test_cli_search.py)
+    assert "raise memory_budget, or lower batch / context" in str(e.value)
+    assert "raise --budget, or lower --batch / --context" in e.value.with_flags({"memory_budget": "--budget"}).for_cli()
 
-
-def test_model_slug() -> None:
-    assert model_slug(ModelSource("x.gguf", "gguf", "/a", "SmolLM2.Q4_1.gguf")) == "SmolLM2.Q4_1"
-    assert model_slug(ModelSource("org/name", "hub", "org/name")) == "org--name"
-    assert model_slug(ModelSource("/m/my model", "dir", "/m/my model")) == "my-model"
