@@ -144,7 +144,11 @@ def on_calendar(expr: str) -> str:
         if not all(p == "*" or p.isdigit() for p in f.split(",")):
             raise UserError(f"--cron {expr!r}: --print systemd takes numbers, lists and * only (no ranges or steps)")
     days = "" if weekday == "*" else ",".join(_WEEKDAYS[int(d) % 8] for d in weekday.split(",")) + " "
-    return f"{days}*-{month}-{day} {hour}:{minute}:00"
+
+    def pad(f: str) -> str:
+        return ",".join(p if p == "*" else f"{int(p):02d}" for p in f.split(","))
+
+    return f"{days}*-{pad(month)}-{pad(day)} {pad(hour)}:{pad(minute)}:00"
 
 
 def systemd_units(expr: str, fleet: str, catalog: str, address: str | None = None) -> str:
