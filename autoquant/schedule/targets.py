@@ -33,7 +33,6 @@ from autoquant.memory import ModelShape
 from autoquant.models import fingerprint, resolve_model
 from autoquant.schedule.fleet import DEFAULT_MODEL, BudgetSpec, FleetSpec, Workload
 from autoquant.search import Budgets
-from autoquant.sensitivity import METHOD_VERSION
 from autoquant.space import load_space
 
 
@@ -87,10 +86,14 @@ def _digest(data: Any) -> str:
 
 
 def autoquant_version() -> str:
+    """The package version and the sensitivity method's (imported here: the CLI starts without it)."""
+    from autoquant.sensitivity import METHOD_VERSION
+
     try:
-        return metadata.version("autoquant")
+        version = metadata.version("autoquant")
     except metadata.PackageNotFoundError:
-        return "unknown"
+        version = "unknown"
+    return f"{version}+sensitivity{METHOD_VERSION}"
 
 
 @lru_cache(maxsize=64)
@@ -131,7 +134,7 @@ def resolve(target: Target, fleet: FleetSpec) -> ResolvedTarget:
         "budgets": json.dumps([budgets.memory_bytes, budgets.latency_s, None if b.quality is None else str(b.quality)]),
         "workload": target.workload.label,
         "search": f"trials={fleet.trials},eval_tokens={fleet.eval_tokens},measure={fleet.measure}",
-        "autoquant": f"{autoquant_version()}+sensitivity{METHOD_VERSION}",
+        "autoquant": autoquant_version(),
     }
     return ResolvedTarget(target, search_hw, label, budgets, inputs)
 
