@@ -48,7 +48,7 @@ class Latency:
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    model: str
+    model: str  # as in the spec: "default" is the embedded model, else a hub id or an absolute path
     hardware: str
     workload: dict[str, int]  # {"batch", "context"}
     budgets: dict[str, Any]  # {"memory" (bytes), "quality" ("kl=0.05" or null), "latency" (s or null)}

@@ -257,14 +257,15 @@ def _run_tasks(todo: list[ResolvedTarget], fleet: FleetSpec, catalog: Catalog, a
             except Exception as e:  # noqa: BLE001  (a task or its model's profile failed)
                 o = SearchOutcome(rt.target.id, False, error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
             outcomes.append(o)
+            n = f"[{len(outcomes)}/{len(todo)}]"
             if o.error:
-                say(f"failed  {rt.target.id}: {o.error}")
+                say(f"{n} failed {rt.target.id}: {o.error}")
                 continue
             changes.append(_record(catalog, rt, fleet, o))
             what = ("infeasible: " + o.reason.split(";")[0]) if not o.feasible else (
                 f"{o.memory_bytes / 1e9:.3f} GB, KL {o.quality.kl:.4f}, decode {o.latency.decode_ms:.2f} ms"
                 + (" (estimated)" if o.latency.estimated else " (measured)"))
-            say(f"done    {rt.target.id} in {o.seconds:.0f} s: {what}")
+            say(f"{n} {rt.target.id} in {o.seconds:.0f} s: {what}")
     finally:
         if owns:
             ray.shutdown()
