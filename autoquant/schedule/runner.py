@@ -250,7 +250,10 @@ def _run_tasks(todo: list[ResolvedTarget], fleet: FleetSpec, catalog: Catalog, a
             while queue and len(pending) < workers:  # at most `workers` searches at once
                 rt = queue.pop(0)
                 pending[search_task.remote(rt, fleet_ref, profiles[rt.target.model], threads)] = rt
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            done: list = []
+            while not done:  # a timeout, so Ctrl-C reaches Python between waits
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            ref = done[0]
             rt = pending.pop(ref)
             try:
                 o = ray.get(ref)
