@@ -87,9 +87,7 @@ def render_section(spec_path: str, statuses: list[TargetStatus], outcomes: list[
             f"({Path(spec_path).name}, {seconds:.0f} s)")
     lines = [head, ""]
     if stopped:
-        stale = sum(not s.current for s in statuses)
-        lines += [f"The run stopped ({stopped}) after {len(outcomes)} of {stale} stale targets; "
-                  "the rest are still stale.", ""]
+        lines += [f"The run stopped ({stopped}); the targets it did not finish are still stale.", ""]
     elif not outcomes:
         lines += ["Nothing was stale: no search ran.", ""]
     why = {s.id: "; ".join(s.reasons) for s in statuses}

@@ -223,8 +223,8 @@ def run_schedule(
     try:
         if todo:
             _run_tasks(todo, fleet, catalog, address, workers, say, outcomes, changes)
-    except BaseException as e:  # Ctrl-C, a lost cluster: what finished is in the catalog; say so
-        stopped = f"{type(e).__name__}: {e}".splitlines()[0]
+    except BaseException as e:  # Ctrl-C, SIGTERM (Ray's handler exits), a lost cluster: say what finished
+        stopped = f"{type(e).__name__}: {e}".splitlines()[0] + f", after {len(outcomes)} of {len(todo)} targets"
         raise
     finally:
         append_changes(catalog.directory, fleet.path, statuses, outcomes, changes, time.perf_counter() - t0,
