@@ -1,6 +1,6 @@
 """How far the roofline (`autoquant/hardware/roofline.py`) is from a measured latency profile.
 
-    python bench/roofline_check.py bench/results/profile-h100-llama-3-8b.json            # any machine
+    python bench/roofline_check.py autoquant/hardware/profiles/h100-llama-3-8b.json            # any machine
     python bench/roofline_check.py PROFILE --out bench/results/roofline-check-h100.json
 
 For every (layer shape, format, token bucket) in the profile, the roofline of the profile's GPU

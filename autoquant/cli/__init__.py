@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from autoquant.cli import estimate, evaluate, export, hardware, profile, search
+from autoquant.cli import estimate, evaluate, export, hardware, profile, schedule, search
 from autoquant.errors import UserError
 
 app = typer.Typer(
@@ -23,7 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _module in (search, profile, evaluate, estimate, hardware, export):
+for _module in (search, profile, evaluate, estimate, hardware, export, schedule):
     _module.register(app)
 
 

@@ -1,6 +1,6 @@
 """`autoquant hardware`: GPU specs, measured latency profiles, plan latency.
 
-    autoquant hardware list                       saved profiles and built-in GPU specs
+    autoquant hardware list                       measured profiles (built in, saved) and GPU specs
     autoquant hardware profile --model M          time M's layer shapes in every format (GPU)
     autoquant hardware latency --model M --plan P decode / prefill latency of a plan
 """
@@ -17,8 +17,9 @@ from autoquant.costs import format_bytes, format_seconds
 from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console, err_console
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat, all_formats
-from autoquant.hardware.latency import latency_model_for, local_gpu_name, plan_latency
-from autoquant.hardware.profile import DEFAULT_BUCKETS, profile_dir, saved_profiles
+from autoquant.hardware.latency import (all_profiles, choose_profile, latency_model_for, local_gpu_name,
+                                        plan_latency, profile_spec)
+from autoquant.hardware.profile import DEFAULT_BUCKETS, profile_dir
 from autoquant.hardware.specs import BUILTIN_SPECS
 
 _BUCKETS = ",".join(map(str, DEFAULT_BUCKETS))
@@ -35,36 +36,45 @@ def register(app: typer.Typer) -> None:
     app.add_typer(hardware_app, name="hardware")
 
 
+def _profile_label(path, prof, origin: str) -> str:
+    return f"measured: {path.name} ({origin})"
+
+
 @hardware_app.command("list")
 def list_hardware(as_json: JsonOpt = False) -> None:
-    """Show the saved latency profiles and the built-in GPU specs."""
-    profiles = saved_profiles()
+    """Show the measured latency profiles (built in and saved here) and the built-in GPU specs."""
+    profiles = all_profiles()
+    in_use = {s.name: choose_profile(lambda p, s=s: profile_spec(p) == s) for s in BUILTIN_SPECS}
     if as_json:
         console.print_json(json.dumps({
             "profile_dir": str(profile_dir()),
-            "profiles": [{"path": str(p), "gpu": prof.gpu, "model": prof.model, "created": prof.created,
-                          "shapes": len(prof.layers), "buckets": prof.buckets} for p, prof in profiles],
-            "specs": [s.to_dict() for s in BUILTIN_SPECS],
+            "profiles": [{"path": str(p), "origin": origin, "gpu": prof.gpu, "model": prof.model,
+                          "created": prof.created, "shapes": len(prof.layers), "buckets": prof.buckets}
+                         for p, prof, origin in profiles],
+            "specs": [s.to_dict() | {"profile": None if in_use[s.name] is None else str(in_use[s.name][0])}
+                      for s in BUILTIN_SPECS],
         }))
         return
-    table = Table(title=f"latency profiles (measured) in {profile_dir()}", title_justify="left")
-    for col in ("GPU", "model", "created", "shapes x formats", "token buckets", "file"):
+    table = Table(title=f"measured latency profiles: built in, and saved in {profile_dir()}", title_justify="left")
+    for col in ("GPU", "origin", "model", "driver", "created", "shapes x formats", "file"):
         table.add_column(col)
-    for path, prof in profiles:
+    for path, prof, origin in profiles:
         n_fmt = max((len(v) for v in prof.layers.values()), default=0)
-        table.add_row(prof.gpu_name, prof.model, prof.created[:16], f"{len(prof.layers)} x {n_fmt}",
-                      ",".join(map(str, prof.buckets)), str(path))
-    if profiles:
-        console.print(table)
-    else:
-        console.print(f"no latency profiles in {profile_dir()}: run `autoquant hardware profile` on a GPU")
-    specs = Table(title="built-in GPU specs (datasheet; latency from these is estimated)", title_justify="left")
-    for col in ("name", "GPU", "memory", "bandwidth", "fp16 dense"):
-        specs.add_column(col, justify="left" if col in ("name", "GPU") else "right")
+        table.add_row(prof.gpu_name, origin, prof.model, str(prof.gpu.get("driver", "?")), prof.created[:10],
+                      f"{len(prof.layers)} x {n_fmt}", path.name if origin == "built-in" else str(path))
+    console.print(table)
+    specs = Table(title="built-in GPU specs (datasheet peaks; latency from a spec alone is estimated)",
+                  title_justify="left")
+    for col in ("name", "GPU", "memory", "bandwidth", "fp16 dense", "latency from"):
+        specs.add_column(col, justify="right" if col in ("memory", "bandwidth", "fp16 dense") else "left")
     for s in BUILTIN_SPECS:
+        chosen = in_use[s.name]
+        source = "roofline (estimated)" if chosen is None else _profile_label(*chosen)
         specs.add_row(s.name, s.full_name, format_bytes(s.memory_bytes), f"{s.bandwidth / 1e12:.2f} TB/s",
-                      f"{s.fp16_flops / 1e12:.0f} TFLOP/s")
+                      f"{s.fp16_flops / 1e12:.0f} TFLOP/s", source)
     console.print(specs)
+    console.print("figures from: " + "; ".join(
+        f"{s.name}: {s.source}" + (f" ({s.note})" if s.note else "") for s in BUILTIN_SPECS), style="dim")
     local = local_gpu_name()
     console.print(f"this machine: {local or 'no CUDA GPU'}; default latency model: {latency_model_for(None).name}")
 
@@ -134,9 +144,9 @@ def latency(
 
     if batch < 1 or context < 1:
         raise UserError(f"--batch and --context must be at least 1 (got {batch}, {context})")
-    lat_model = latency_model_for(hardware)
     source = resolve_model(model)
     shape = ModelShape.from_source(source)
+    lat_model = latency_model_for(hardware, shape)
     the_plan = resolve_plan(plan, list(shape.layers), source.display)
     lat = plan_latency(shape, the_plan, lat_model, batch, context)
     if as_json:

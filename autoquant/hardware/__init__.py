@@ -1,6 +1,6 @@
 """Hardware: GPU specs, measured latency profiles, and the latency of a whole plan.
 
-    model = latency_model_for("h100")        # a saved profile, else the roofline (estimated)
+    model = latency_model_for("h100", shape)  # a measured profile (built in or saved), else the roofline
     lat = plan_latency(shape, plan, model, batch=1, context=4096)
     lat.decode_s, lat.prefill_s, lat.estimated
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autoquant.hardware.base import LatencyModel
-from autoquant.hardware.profile import HardwareProfile, ProfileModel, saved_profiles
+from autoquant.hardware.profile import (HardwareProfile, ProfileModel, builtin_profiles, covered_shapes,
+                                        saved_profiles, software_rank)
 from autoquant.hardware.roofline import RooflineModel
-from autoquant.hardware.specs import get_spec, match_spec
+from autoquant.hardware.specs import GPUSpec, get_spec, match_spec
+from autoquant.errors import UserError
 from autoquant.memory import ModelShape, kv_cache_bytes
 from autoquant.plan import Plan
 
@@ -122,20 +124,53 @@ def local_gpu_name() -> str | None:
     return torch.cuda.get_device_name(torch.cuda.current_device())
 
 
-def _saved_profile(match) -> ProfileModel | None:
-    for path, prof in saved_profiles():
-        if match(prof):
-            return ProfileModel(prof, source=str(path))
-    return None
+def profile_spec(prof: HardwareProfile) -> GPUSpec | None:
+    """The built-in spec a profile was measured on: its recorded spec name, else its device name."""
+    name = prof.gpu.get("spec")
+    if name:
+        try:
+            return get_spec(str(name))
+        except UserError:
+            pass
+    return match_spec(prof.gpu_name)
 
 
-def latency_model_for(hardware: str | None) -> LatencyModel:
+def all_profiles() -> list[tuple[Path, HardwareProfile, str]]:
+    """Every profile this machine knows: (path, profile, origin), origin "user" (the cache
+    directory, from `autoquant hardware profile`) or "built-in" (package data)."""
+    return ([(p, prof, "user") for p, prof in saved_profiles()]
+            + [(p, prof, "built-in") for p, prof in builtin_profiles()])
+
+
+def choose_profile(match, shape: ModelShape | None = None) -> tuple[Path, HardwareProfile, str] | None:
+    """The profile to use, (path, profile, origin), among those `match` accepts, user and built-in alike.
+
+    With a model shape: only profiles that measured at least one of its linear shapes, the
+    one covering the most first. Then newer software (driver, Triton, torch, date) wins, so a
+    profile measured on a newer driver or kernel version replaces the built-in one.
+    """
+    found = [t for t in all_profiles() if match(t[1])]
+    if shape is None:
+        return max(found, key=lambda t: software_rank(t[1]), default=None)
+    shapes = {(l.out_features, l.in_features) for l in shape.layers}
+    scored = [(covered_shapes(t[1], shapes), t) for t in found]
+    return max(((n, t) for n, t in scored if n > 0), key=lambda x: (x[0], software_rank(x[1][1])),
+               default=(0, None))[1]
+
+
+def _profile_model(match, shape: ModelShape | None) -> ProfileModel | None:
+    chosen = choose_profile(match, shape)
+    return None if chosen is None else ProfileModel(chosen[1], source=str(chosen[0]))
+
+
+def latency_model_for(hardware: str | None, shape: ModelShape | None = None) -> LatencyModel:
     """The latency model for `--hardware`.
 
     * a path to a profile JSON: that profile;
-    * a built-in GPU name (h100, A100, ...; case-insensitive): a saved profile of that GPU
-      if this machine has one (measured beats datasheet), else the roofline of its spec;
-    * None: a saved profile of the local GPU, else the roofline of its spec, else the H100
+    * a built-in GPU name (h100, A100, ...; case-insensitive): a measured profile of that GPU
+      (saved on this machine or built into autoquant; `choose_profile` picks by the model's
+      layer shapes when `shape` is given, then by software version), else the roofline of its spec;
+    * None: a profile of the local GPU, else the roofline of its spec, else the H100
       roofline. Anything not measured is labelled estimated (`model.measured` is False).
     Unknown names raise UserError listing the known ones.
     """
@@ -143,7 +178,7 @@ def latency_model_for(hardware: str | None) -> LatencyModel:
         name = local_gpu_name()
         if name is None:
             return RooflineModel(get_spec("h100"))
-        found = _saved_profile(lambda p: p.gpu_name == name)
+        found = _profile_model(lambda p: p.gpu_name == name, shape)
         if found is not None:
             return found
         spec = match_spec(name)
@@ -152,5 +187,5 @@ def latency_model_for(hardware: str | None) -> LatencyModel:
         path = Path(hardware).expanduser()
         return ProfileModel(HardwareProfile.load(path), source=str(path))
     spec = get_spec(hardware)
-    found = _saved_profile(lambda p: p.gpu.get("spec") == spec.name)
+    found = _profile_model(lambda p: profile_spec(p) == spec, shape)
     return found if found is not None else RooflineModel(spec)

@@ -120,6 +120,38 @@ def saved_profiles(directory: Path | None = None) -> list[tuple[Path, HardwarePr
     return sorted(out, key=lambda t: t[1].created, reverse=True)
 
 
+BUILTIN_PROFILE_DIR = Path(__file__).parent / "profiles"  # measured profiles shipped as package data
+
+
+@lru_cache(maxsize=1)
+def builtin_profiles() -> tuple[tuple[Path, HardwareProfile], ...]:
+    """The measured profiles that ship with autoquant (package data), newest first."""
+    return tuple(saved_profiles(BUILTIN_PROFILE_DIR))
+
+
+def _version(text: Any) -> tuple[int, ...]:
+    """'580.159.04' -> (580, 159, 4); '2.11.0+cu130' -> (2, 11, 0); unknown -> ()."""
+    parts = []
+    for piece in str(text).split("+")[0].split("."):
+        digits = "".join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def software_rank(prof: HardwareProfile) -> tuple:
+    """Orders profiles of one GPU: a newer driver, then newer kernels (Triton, torch), then a
+    later measurement wins. A profile timed on newer software replaces an older one."""
+    g = prof.gpu
+    return (_version(g.get("driver")), _version(g.get("triton")), _version(g.get("torch")), prof.created)
+
+
+def covered_shapes(prof: HardwareProfile, shapes: set[tuple[int, int]]) -> int:
+    """How many of the (out, in) linear shapes the profile measured."""
+    return sum(shape_key(n, k) in prof.layers for n, k in shapes)
+
+
 def _interpolate(buckets: list[int], times: list[float], tokens: int) -> float:
     if tokens <= buckets[0]:
         return times[0]

@@ -7,7 +7,7 @@
 
 The efficiencies derate datasheet peaks to what cuBLAS (16-bit) and this project's kernels
 (8- and 4-bit) reached on an H100: least-median fit to an earlier run of
-bench/results/profile-h100-llama-3-8b.json with LAUNCH_S fixed. Against the committed profile
+autoquant/hardware/profiles/h100-llama-3-8b.json with LAUNCH_S fixed. Against the committed profile
 (`bench/roofline_check.py`: 5 shapes x 8 token counts x every format of that width) the median
 |error| is 6% for 16-bit, 19% for int8, 22% for int4; at most 21%, 87% and 92%, at 64 and 256
 tokens, where the quantized kernels dequantize in the GEMM loop and run at 0.5-0.65x of cuBLAS,

@@ -54,10 +54,10 @@ def run_search(req: SearchRequest) -> SearchResult:
     validate_request(req)
     source = resolve_model(req.model)
     space = load_space(req.space)
-    latency_model = latency_model_for(req.hardware)
+    shape = ModelShape.from_source(source)
+    latency_model = latency_model_for(req.hardware, shape)  # a built-in profile only where it covers the model
     calib = calibration_text(req.calib)
     eval_text = evaluation_text(req.eval, calib)
-    shape = ModelShape.from_source(source)
     budgets = req.budgets
 
     bare = SearchProblem.build(shape, space, _ZeroKL(), latency_model, batch=req.batch, context=req.context,

@@ -5,7 +5,7 @@ the root conftest, which other test modules import by name)."""
 from __future__ import annotations
 
 import pytest
-from tiny_models import save_tiny_model
+from tiny_models import save_byte_tokenizer, save_tiny_model  # noqa: F401  (re-exported)
 
 
 @pytest.fixture(scope="session")
