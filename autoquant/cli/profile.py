@@ -70,6 +70,10 @@ def profile(
     from autoquant.sensitivity.output import save_profile
     from autoquant.space import load_space
 
+    if address:  # before the model is loaded or converted: a wrong address fails in seconds
+        from autoquant.sensitivity.executor import check_address
+
+        check_address(address)
     source = resolve_model(model)
     the_space = load_space(space)
     text = calibration_text(calib)

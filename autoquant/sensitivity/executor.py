@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -32,6 +34,7 @@ from autoquant.sensitivity.worker import ProfileWorker, WorkerSpec
 MAX_RESTARTS = 3  # per actor: enough for a few OOM kills or preemptions, not a crash loop
 MAX_TASK_RETRIES = 3
 _IN_FLIGHT = 2  # per actor
+CONNECT_TIMEOUT_S = 20  # joining a cluster: --address that does not answer fails after this
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,65 @@ def plan_resources(
     return Resources(n, max(1, cpus // n), 0.0)
 
 
+def check_address(address: str) -> None:
+    """Fail fast when nothing at a host:port speaks gRPC, as a Ray head (or Ray Client) does:
+    a TCP connection, then HTTP/2's client preface, which a gRPC server answers with a
+    SETTINGS frame. Ray itself would retry such an address for minutes."""
+    hostport = address.removeprefix("ray://")
+    if address in ("auto", "local") or ":" not in hostport:
+        return
+    host, _, port = hostport.rpartition(":")
+    try:
+        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+    except ValueError:
+        raise UserError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:PORT") from None
+    except OSError as e:
+        raise UserError(
+            f"cannot reach a Ray cluster at {address}: {e.strerror or e} "
+            "(start one there with `ray start --head`, or fix --address / RAY_ADDRESS)"
+        ) from None
+    try:
+        with conn:
+            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
+            header = conn.recv(9)
+    except OSError:
+        header = b""
+    if len(header) < 4 or header[3] != 0x4:  # frame type 4: SETTINGS
+        raise UserError(
+            f"no Ray cluster answered at {address}: something else listens there "
+            "(is it the head's GCS port, 6379 by default?)"
+        )
+
+
+def join_cluster(address: str, init_kwargs: dict[str, Any]) -> None:
+    """`ray.init(address=...)` bounded in time: UserError naming the address when no Ray cluster
+    answers there within CONNECT_TIMEOUT_S (a port that accepts connections but is not a Ray
+    head would otherwise leave `ray.init` retrying for minutes)."""
+    import ray
+
+    check_address(address)
+    outcome: dict[str, BaseException | None] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(address=address, **init_kwargs)
+            outcome["error"] = None
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S)
+    if "error" not in outcome:
+        raise UserError(
+            f"could not join the Ray cluster at {address} within {CONNECT_TIMEOUT_S} s (it must be a Ray head's "
+            "GCS port, 6379 by default, of the same Ray version, with its auth token here if it uses one)"
+        )
+    e = outcome["error"]
+    if e is not None:
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+
+
 class RayExecutor:
     """Starts (or joins) Ray, creates the actors, runs task lists on them."""
 
@@ -104,10 +166,7 @@ class RayExecutor:
             kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
             if self.address:
                 kwargs.pop("include_dashboard")
-                try:
-                    ray.init(address=self.address, **kwargs)
-                except (ConnectionError, RuntimeError, ValueError) as e:
-                    raise UserError(f"cannot connect to the Ray cluster at {self.address}: {str(e).splitlines()[0]}") from None
+                join_cluster(self.address, kwargs)
             else:
                 import torch
 
