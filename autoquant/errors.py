@@ -23,3 +23,10 @@ class OutputError(UserError):
     which file and that the previous one is intact (every write is atomic, autoquant/jsonfile.py)."""
 
     exit_code = 1
+
+
+class WorkerMemoryError(UserError):
+    """Profiling tasks that ran out of memory on every attempt, reported after all the others
+    finished (and were cached). Exit code 1: re-running with more memory resumes."""
+
+    exit_code = 1

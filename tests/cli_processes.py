@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pytest
 
+# The tiny model with a tokenizer the profiling tests use (tests/sensitivity/sensitivity_fixtures.py).
+sys.path.insert(0, str(Path(__file__).parent / "sensitivity"))
+
 # Small enough for seconds a search; enough trials that flushes (every 50) happen mid-run.
 SEARCH_ARGS = ["--budget", "24GB", "--measure", "1", "--eval-tokens", "64", "--no-progress"]
 

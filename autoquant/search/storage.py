@@ -12,6 +12,8 @@ Only Optuna's own storages: this module picks one and its connection settings.
 from __future__ import annotations
 
 import importlib.util
+import random
+import time
 from pathlib import Path
 
 import optuna
@@ -56,10 +58,25 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
+        return _rdb(url, {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
     if "://" not in url:
         raise UserError(
             f"--storage {url}: not a storage URL; use sqlite:///FILE, journal:///FILE or postgresql://USER@HOST/DB"
         )
     # pool_pre_ping: a server restart between flushes costs a reconnect, not the run.
-    return optuna.storages.RDBStorage(normalise_url(url), engine_kwargs={"pool_pre_ping": True})
+    return _rdb(normalise_url(url), {"pool_pre_ping": True})
+
+
+def _rdb(url: str, engine_kwargs: dict, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Workers started together on an empty database all create Optuna's tables; all but one
+    lose that race (a unique or duplicate-table violation) and then find the tables made."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random())
+    raise AssertionError("unreachable")

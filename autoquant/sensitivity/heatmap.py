@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoquant.jsonfile import write_atomic
 from autoquant.layers import ROLES, layer_block
 from autoquant.sensitivity.table import SensitivityTable
 
