@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model (default: the embedded SmolLM2)")
     ap.add_argument("--trials", type=int, default=300, help="trials each run adds")
     ap.add_argument("--budget", default="24GB")
+    ap.add_argument("--measure", type=int, default=None, help="passed to search (default: its own)")
+    ap.add_argument("--eval-tokens", type=int, default=None, help="passed to search (default: its own)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -45,6 +47,10 @@ def main() -> None:
            "--storage", storage, "--study", "soak", "--runs-dir", str(work / "runs"), "--no-progress", "--json"]
     if args.model:
         cmd += ["--model", args.model]
+    if args.measure:
+        cmd += ["--measure", str(args.measure)]
+    if args.eval_tokens:
+        cmd += ["--eval-tokens", str(args.eval_tokens)]
     # Sequential waits: wait4 needs the child unreaped, so Popen must not poll it first.
     runs = []
     for i in range(args.runs):
@@ -63,22 +69,25 @@ def main() -> None:
                "total_s": result["timings_s"].get("total")}
         runs.append(row)
         print(json.dumps(row), flush=True)
+        write(args, runs)
+
+
+def write(args: argparse.Namespace, runs: list[dict]) -> None:
+    """After every run, so an interrupted soak still leaves its numbers."""
     fit = runs[1:] if len(runs) > 2 else runs  # the first run may profile and measure: left out
     summary = {
         "runs": len(runs), "trials_per_run": args.trials, "model": args.model or "SmolLM2-135M-Instruct (embedded)",
-        "rss_growth_per_run": round(growth([r["max_rss_mb"] for r in fit]), 5),
-        "time_growth_per_run": round(growth([r["seconds"] for r in fit]), 5),
+        "rss_growth_per_run": round(growth([r["max_rss_mb"] for r in fit]), 5) if len(fit) > 1 else None,
+        "time_growth_per_run": round(growth([r["seconds"] for r in fit]), 5) if len(fit) > 1 else None,
         "rss_mb_first_last": [runs[0]["max_rss_mb"], runs[-1]["max_rss_mb"]],
         "seconds_first_last": [runs[0]["seconds"], runs[-1]["seconds"]],
         "trials_final": runs[-1]["trials"], "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg()[0],
     }
-    print(json.dumps(summary, indent=1))
     name = Path(args.model).name if args.model else "smollm2"
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"soak-{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"summary": summary, "runs": runs}, indent=1) + "\n")
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
