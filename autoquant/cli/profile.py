@@ -64,16 +64,16 @@ def profile(
     """
     if ctx.invoked_subcommand is not None:
         return
+    if address:  # before torch is imported and the model loaded: a wrong address fails in seconds
+        from autoquant.ray_address import check_address
+
+        check_address(address)
     from autoquant.data import calibration_text
     from autoquant.models import resolve_model
     from autoquant.sensitivity import profile_sensitivity
     from autoquant.sensitivity.output import save_profile
     from autoquant.space import load_space
 
-    if address:  # before the model is loaded or converted: a wrong address fails in seconds
-        from autoquant.sensitivity.executor import check_address
-
-        check_address(address)
     source = resolve_model(model)
     the_space = load_space(space)
     text = calibration_text(calib)

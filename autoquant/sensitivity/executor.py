@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from autoquant.errors import UserError, WorkerMemoryError
+from autoquant.ray_address import check_address
 from autoquant.sensitivity.worker import ProfileWorker, WorkerSpec
 
 MAX_RESTARTS = 3  # per actor: enough for a few OOM kills or preemptions, not a crash loop
@@ -75,36 +75,6 @@ def plan_resources(
     if workers is None and memory_bytes and worker_bytes:
         n = max(1, min(n, memory_bytes // worker_bytes))
     return Resources(n, max(1, cpus // n), 0.0)
-
-
-def check_address(address: str) -> None:
-    """Fail fast when nothing at a host:port speaks gRPC, as a Ray head (or Ray Client) does:
-    a TCP connection, then HTTP/2's client preface, which a gRPC server answers with a
-    SETTINGS frame. Ray itself would retry such an address for minutes."""
-    hostport = address.removeprefix("ray://")
-    if address in ("auto", "local") or ":" not in hostport:
-        return
-    host, _, port = hostport.rpartition(":")
-    try:
-        conn = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
-    except ValueError:
-        raise UserError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:PORT") from None
-    except OSError as e:
-        raise UserError(
-            f"cannot reach a Ray cluster at {address}: {e.strerror or e} "
-            "(start one there with `ray start --head`, or fix --address / RAY_ADDRESS)"
-        ) from None
-    try:
-        with conn:
-            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))
-            header = conn.recv(9)
-    except OSError:
-        header = b""
-    if len(header) < 4 or header[3] != 0x4:  # frame type 4: SETTINGS
-        raise UserError(
-            f"no Ray cluster answered at {address}: something else listens there "
-            "(is it the head's GCS port, 6379 by default?)"
-        )
 
 
 def join_cluster(address: str, init_kwargs: dict[str, Any]) -> None:
