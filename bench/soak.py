@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,7 @@ def main() -> None:
         runs.append(row)
         print(json.dumps(row), flush=True)
         write(args, runs)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def write(args: argparse.Namespace, runs: list[dict]) -> None:
