@@ -11,7 +11,6 @@ import sys
 import textwrap
 
 import pytest
-from cli_processes import profiled_env  # noqa: F401  (a fixture)
 
 LIMIT = 4096  # bytes: any file a write would grow past this fails
 
@@ -85,7 +84,7 @@ def test_full_disk_mid_append_tears_one_line_which_is_skipped(tmp_path):
 
 
 @pytest.mark.ray
-def test_cli_profile_on_a_full_disk(profiled_env, tmp_path):  # noqa: F811
+def test_cli_profile_on_a_full_disk(profiled_env, tmp_path):
     env = profiled_env
     out = tmp_path / "run"
     args = ("profile", "--model", str(env.model), "--workers", "1", "--out", str(out), "--no-progress")

@@ -13,7 +13,7 @@ import time
 
 import optuna
 import pytest
-from cli_processes import SEARCH_ARGS, Env, end_session, profiled_env  # noqa: F401  (a fixture)
+from cli_processes import SEARCH_ARGS, Env, end_session
 from optuna.trial import TrialState
 
 from autoquant.search.storage import open_storage
@@ -99,7 +99,7 @@ def _search_trials(storage: str, study: str) -> list[str]:
             if t.user_attrs.get("kind") == "search"]
 
 
-def test_kill_9_search_at_random_points_resumes(profiled_env, tmp_path):  # noqa: F811
+def test_kill_9_search_at_random_points_resumes(profiled_env, tmp_path):
     env = profiled_env
     rng = random.Random(27)
     storage, study = f"sqlite:///{tmp_path / 'study.db'}", "killed"
@@ -128,7 +128,7 @@ def test_kill_9_search_at_random_points_resumes(profiled_env, tmp_path):  # noqa
     assert result["study"]["seeded"] == 0  # seeded once, by the first run
 
 
-def test_corrupt_files_are_one_line_not_a_traceback(profiled_env, tmp_path):  # noqa: F811
+def test_corrupt_files_are_one_line_not_a_traceback(profiled_env, tmp_path):
     env = profiled_env
     # A corrupt study database: one error line naming it.
     db = tmp_path / "study.db"

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import optuna
 import pytest
-from cli_processes import SEARCH_ARGS, profiled_env  # noqa: F401  (a fixture)
+from cli_processes import SEARCH_ARGS
 from optuna.trial import TrialState
 from pg_server import postgres_bin, postgres_server
 
@@ -67,9 +67,9 @@ def _workers_share_one_study(env, storage: str, tmp_path) -> None:
     assert got == front
 
 
-def test_three_workers_on_postgresql(profiled_env, postgres_url, tmp_path):  # noqa: F811
+def test_three_workers_on_postgresql(profiled_env, postgres_url, tmp_path):
     _workers_share_one_study(profiled_env, postgres_url, tmp_path)
 
 
-def test_three_workers_on_a_shared_journal_file(profiled_env, tmp_path):  # noqa: F811
+def test_three_workers_on_a_shared_journal_file(profiled_env, tmp_path):
     _workers_share_one_study(profiled_env, f"journal://{tmp_path / 'shared' / 'study.log'}", tmp_path)

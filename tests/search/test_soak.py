@@ -10,14 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_processes import profiled_env  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.ray  # the shared profile is made by one Ray worker first
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
 
 
-def test_back_to_back_searches_resume_one_study(profiled_env, tmp_path):  # noqa: F811
+def test_back_to_back_searches_resume_one_study(profiled_env, tmp_path):
     env = profiled_env
     out = tmp_path / "soak.json"
     r = subprocess.run([sys.executable, str(BENCH), "--runs", "3", "--model", str(env.model), "--trials", "60",
