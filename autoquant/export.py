@@ -20,6 +20,7 @@ from torch import nn
 
 from autoquant.apply import apply_plan
 from autoquant.errors import UserError
+from autoquant.jsonfile import write_text
 from autoquant.layers import discover_layers, linear_weight, set_module
 from autoquant.models import ModelSource, load_model, load_tokenizer
 from autoquant.plan import Plan
@@ -60,9 +61,8 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
         pass  # a model directory without a tokenizer exports without one
     meta = dict(plan.metadata, export_dtype=str(dtype).removeprefix("torch."))
     Plan(plan.formats, plan.model or source.display, meta).save(out / PLAN_FILE)
-    (out / "README.md").write_text(
-        _README.format(name=source.display, summary=plan.summary(), bpw=plan.bits_per_weight(layers), path=out)
-    )
+    write_text(out / "README.md",
+               _README.format(name=source.display, summary=plan.summary(), bpw=plan.bits_per_weight(layers), path=out))
     return out
 
 

@@ -41,3 +41,7 @@ def smollm2():
 
     source = resolve_model(None)
     return source, load_model(source), load_tokenizer(source)
+
+
+# A tiny model with its profile cached, shared by the failure and load tests (one profile a session).
+from cli_processes import profiled_env  # noqa: E402,F401

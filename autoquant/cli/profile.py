@@ -64,6 +64,10 @@ def profile(
     """
     if ctx.invoked_subcommand is not None:
         return
+    if address:  # before torch is imported and the model loaded: a wrong address fails in seconds
+        from autoquant.ray_address import check_address
+
+        check_address(address)
     from autoquant.data import calibration_text
     from autoquant.models import resolve_model
     from autoquant.sensitivity import profile_sensitivity

@@ -14,7 +14,6 @@ the search optimised is shown beside it. Memory always comes from the memory mod
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from rich.table import Table
 
 from autoquant.costs import format_bytes, format_seconds
 from autoquant.formats import QuantFormat
-from autoquant.jsonfile import write_json
+from autoquant.jsonfile import write_atomic, write_json
 from autoquant.search.front import FrontPlan
 from autoquant.search.result import SearchResult
 
@@ -244,7 +243,7 @@ def plot_front(result: SearchResult, path: Path) -> None:
         ax.legend(fontsize=7)
     fig.suptitle(f"{result.model} — {result.space.name} space, study {result.study}", fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)

@@ -43,6 +43,7 @@ from autoquant.costs import Budgets, PlanCosts
 from autoquant.errors import UserError
 from autoquant.search.dp import ProxyFront
 from autoquant.search.objectives import SearchProblem
+from autoquant.search.storage import open_storage
 
 SAMPLERS = ("nsga2", "tpe", "random")
 DEFAULT_SAMPLER = "nsga2"
@@ -135,10 +136,9 @@ def open_persistent(name: str, storage: str, problem: SearchProblem, model_finge
 
 
 def _create(name: str, storage: str, directions: list[str]) -> optuna.Study:
-    if storage.startswith("sqlite:///"):
-        Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
+        return optuna.create_study(study_name=name, storage=open_storage(storage), directions=directions,
+                                   load_if_exists=True)
     except ValueError as e:  # an existing study with other directions
         raise UserError(f"study {name!r} in {storage}: {e}") from None
     except ImportError as e:  # e.g. a PostgreSQL URL without its driver installed

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autoquant import models
+from autoquant.jsonfile import append_lines, warn_skipped
 from autoquant.quality import Measurement
 from autoquant.sensitivity.proxy import ProxyParts
 
@@ -64,8 +65,11 @@ class ProfileCache:
             if fh.tell():
                 fh.seek(-1, os.SEEK_END)
                 self._torn = fh.read(1) != b"\n"
-        with open(self.path, encoding="utf-8") as fh:
+        skipped = 0
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
+                if not line.strip():
+                    continue
                 try:
                     rec = json.loads(line)
                     kind = rec["kind"]
@@ -74,20 +78,17 @@ class ProfileCache:
                         self._proxies[pair] = ProxyParts(rec["output_error"], rec["output_energy"], rec["fisher_error"])
                     elif kind == "kl":
                         self._kl[(rec["measure_tokens"], *pair)] = Measurement.from_dict(rec)
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a torn line from a killed run, or a record of a newer version
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    skipped += 1  # a torn line from a killed run or a full disk: recomputed
+        warn_skipped(self.path, skipped, "a run killed mid-write or a full disk; their results are recomputed")
 
     def _append(self, records: list[dict]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists()
-        # One write of whole lines in append mode: concurrent writers never interleave mid-line.
         lines = []
-        if fresh:
+        if not self.path.exists():
             lines.append(json.dumps({"kind": "key", **asdict(self.key)}))
         lines.extend(json.dumps(r) for r in records)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(("\n" if self._torn else "") + "\n".join(lines) + "\n")
-            fh.flush()
+        torn, self._torn = self._torn, True  # until the write is known whole: a failed one may tear a line
+        append_lines(self.path, lines, new_line_first=torn)
         self._torn = False
 
     # ---- proxies ---------------------------------------------------------------

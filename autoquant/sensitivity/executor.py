@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from autoquant.errors import UserError
+from autoquant.errors import UserError, WorkerMemoryError
+from autoquant.ray_address import check_address
 from autoquant.sensitivity.worker import ProfileWorker, WorkerSpec
 
 MAX_RESTARTS = 3  # per actor: enough for a few OOM kills or preemptions, not a crash loop
 MAX_TASK_RETRIES = 3
 _IN_FLIGHT = 2  # per actor
+CONNECT_TIMEOUT_S = 20  # joining a cluster: --address that does not answer fails after this
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,35 @@ def plan_resources(
     return Resources(n, max(1, cpus // n), 0.0)
 
 
+def join_cluster(address: str, init_kwargs: dict[str, Any]) -> None:
+    """`ray.init(address=...)` bounded in time: UserError naming the address when no Ray cluster
+    answers there within CONNECT_TIMEOUT_S (a port that accepts connections but is not a Ray
+    head would otherwise leave `ray.init` retrying for minutes)."""
+    import ray
+
+    check_address(address)
+    outcome: dict[str, BaseException | None] = {}
+
+    def connect() -> None:
+        try:
+            ray.init(address=address, **init_kwargs)
+            outcome["error"] = None
+        except BaseException as e:  # handed to the caller's thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=connect, name="ray-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S)
+    if "error" not in outcome:
+        raise UserError(
+            f"could not join the Ray cluster at {address} within {CONNECT_TIMEOUT_S} s (it must be a Ray head's "
+            "GCS port, 6379 by default, of the same Ray version, with its auth token here if it uses one)"
+        )
+    e = outcome["error"]
+    if e is not None:
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+
+
 class RayExecutor:
     """Starts (or joins) Ray, creates the actors, runs task lists on them."""
 
@@ -87,6 +119,7 @@ class RayExecutor:
         self.resources: Resources | None = None
         self.actors: list = []
         self._owns_ray = False
+        self.memory_failures: list[str] = []  # task attempts that ran out of memory (then retried)
 
     # ---- lifecycle -----------------------------------------------------------------
     def __enter__(self) -> RayExecutor:
@@ -104,15 +137,14 @@ class RayExecutor:
             kwargs: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR, include_dashboard=False)
             if self.address:
                 kwargs.pop("include_dashboard")
-                try:
-                    ray.init(address=self.address, **kwargs)
-                except (ConnectionError, RuntimeError, ValueError) as e:
-                    raise UserError(f"cannot connect to the Ray cluster at {self.address}: {str(e).splitlines()[0]}") from None
+                join_cluster(self.address, kwargs)
             else:
                 import torch
 
                 gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-                ray.init(num_cpus=os.cpu_count() or 1, num_gpus=gpus, **kwargs)
+                # "local": our own instance, never one found on this machine (another user's, or a
+                # dead one whose address file a kill left behind, which ray.init would try to join).
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=gpus, **kwargs)
         total = ray.cluster_resources()
         self.resources = plan_resources(
             int(total.get("CPU", 1)), int(total.get("GPU", 0)), self.requested_workers,
@@ -153,15 +185,22 @@ class RayExecutor:
 
     # ---- running ---------------------------------------------------------------------
     def run(self, tasks: Sequence[Task], on_done: Callable[[Task, Any], None]) -> None:
-        """Run every task, calling `on_done(task, result)` in the driver as each one finishes."""
+        """Run every task, calling `on_done(task, result)` in the driver as each one finishes.
+
+        A task that runs out of memory in its worker (MemoryError, or torch failing to
+        allocate, under an RLIMIT_AS or a cgroup limit) costs only that attempt: the worker is
+        restarted clean and the task goes back in the queue. A task that fails so every time
+        is reported once all the others are done (and saved by `on_done`).
+        """
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import RayActorError, RayTaskError
 
         queue: deque[Task] = deque(tasks)
         attempts: dict[int, int] = {}
         pending: dict[Any, tuple[Task, Any]] = {}  # ObjectRef -> (task, actor)
         load = {id(a): 0 for a in self.actors}
         alive = list(self.actors)
+        out_of_memory: list[tuple[Task, str]] = []  # tasks given up on
 
         def submit() -> None:
             for actor in alive:
@@ -187,6 +226,41 @@ class RayExecutor:
                 if not alive or attempts[id(task)] > MAX_TASK_RETRIES:
                     raise RuntimeError(f"profiling task {task.method}{task.args[:2]} failed: every worker died") from None
                 queue.appendleft(task)
+            except RayTaskError as e:
+                reason = _out_of_memory(e)
+                if reason is None:
+                    raise  # a bug in the task: keep its traceback
+                self.memory_failures.append(f"{task.method}{_describe(task)}: {reason}")
+                ray.kill(actor, no_restart=False)  # a fresh process; Ray retries its other tasks there
+                attempts[id(task)] = attempts.get(id(task), 0) + 1
+                if attempts[id(task)] > MAX_TASK_RETRIES:
+                    out_of_memory.append((task, reason))
+                else:
+                    queue.append(task)
             else:
                 on_done(task, result)
             submit()
+        if out_of_memory:
+            task, reason = out_of_memory[0]
+            raise WorkerMemoryError(
+                f"{len(out_of_memory)} profiling task(s) ran out of memory in every attempt (first: "
+                f"{task.method}{_describe(task)}: {reason}); every other result is cached: re-run with "
+                "fewer --workers or more memory per worker to finish"
+            )
+
+
+def _describe(task: Task) -> str:
+    return "(" + ", ".join(repr(a) for a in task.args[:2] if isinstance(a, (str, int))) + ")"
+
+
+def _out_of_memory(e: Exception) -> str | None:
+    """The one-line reason when a task failed for lack of memory, else None."""
+    cause = getattr(e, "cause", None)
+    if isinstance(cause, MemoryError):
+        return "MemoryError"
+    text = str(cause if cause is not None else e)
+    for needle in ("can't allocate memory", "Cannot allocate memory", "out of memory", "OutOfMemory"):
+        if needle in text:
+            line = next((l for l in text.splitlines() if needle in l), needle)
+            return line.strip()[:160]
+    return None

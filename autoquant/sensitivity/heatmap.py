@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoquant.jsonfile import write_atomic
 from autoquant.layers import ROLES, layer_block
 from autoquant.sensitivity.table import SensitivityTable
 
@@ -72,8 +73,7 @@ def save_heatmap(table: SensitivityTable, path: str | os.PathLike) -> Path:
         f"Spearman {rho}",
         fontsize=9,
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=130, bbox_inches="tight"))
+    finally:
+        plt.close(fig)

@@ -203,6 +203,11 @@ def profile_sensitivity(
     fit = calibrate(list(entries.values()), prior=1.0)
     ref_ppl = next((m.reference_perplexity for m in measured.values()), None)
     notes = _q4_note(source, formats)
+    if executor is not None and executor.memory_failures:
+        notes.append(
+            f"{len(executor.memory_failures)} task attempt(s) ran out of memory in a worker, which was restarted; "
+            f"each task ran again (first: {executor.memory_failures[0]})"
+        )
     if fit.measured < 2:
         notes.append(
             f"no measured pairs to calibrate the proxy: estimated KL = {normalisation} proxy x 1.0 (uncalibrated)"

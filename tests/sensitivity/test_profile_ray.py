@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import threading
 import time
 
 import psutil
@@ -16,7 +15,7 @@ from autoquant.cli import main
 from autoquant.data import calibration_text
 from autoquant.sensitivity import SensitivityTable, profile_sensitivity
 from autoquant.space import load_space
-from sensitivity_fixtures import save_tiny_model, tiny_source  # noqa: F401  (tiny_source: a fixture)
+from sensitivity_fixtures import profile_hitting_one_worker, tiny_source  # noqa: F401  (tiny_source: a fixture)
 
 pytestmark = pytest.mark.ray
 
@@ -74,43 +73,8 @@ def test_interrupted_profile_resumes(profiled, tiny_source, tmp_path):
     assert 20 <= added <= 22
 
 
-def _our_workers() -> list[psutil.Process]:
-    """ProfileWorker actor processes started by this test process (not anyone else's)."""
-    out = []
-    for p in psutil.Process(os.getpid()).children(recursive=True):
-        try:
-            if any("ProfileWorker" in part for part in p.cmdline()):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 def test_killed_worker_costs_only_its_task(tmp_path):
-    source = save_tiny_model(tmp_path / "tiny4", layers=4, hidden=128, seed=1)
-    cache_dir = tmp_path / "sensitivity"
-    killed: dict = {}
-
-    def killer() -> None:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            files = list(cache_dir.glob("*.jsonl"))
-            text = files[0].read_text() if files else ""
-            if text.count('"kind": "kl"') >= 3:  # measuring has begun
-                victims = _our_workers()
-                if victims:
-                    killed["pid"] = victims[0].pid
-                    killed["done_before"] = text.count('"kind": "kl"')
-                    os.kill(victims[0].pid, signal.SIGKILL)
-                    return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    table = profile_sensitivity(source, load_space(None), calibration_text(), calib_tokens=1024, measure="all",
-                                measure_tokens=1024, workers=2, progress=False, cache_dir=cache_dir)
-    thread.join(timeout=5)
-    total = 4 * 7 * 3 + 1
+    table, killed, total = profile_hitting_one_worker(tmp_path, lambda w: os.kill(w.pid, signal.SIGKILL))
     assert "pid" in killed, "no worker was killed: the test did not exercise recovery"
     assert killed["done_before"] < total  # killed mid-run
     assert len(table.entries) == total and all(e.measured for e in table.entries.values())
