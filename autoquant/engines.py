@@ -21,7 +21,7 @@ Adding an engine (llama.cpp for GGUF, say) is one more `Engine` entry in `ENGINE
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
@@ -110,10 +110,34 @@ def get_engine(name: str | Engine) -> Engine:
         raise UserError(f"unknown engine {name!r}; expected one of {', '.join(ENGINES)}") from None
 
 
+@dataclass(frozen=True)
+class EngineSpace(SearchSpace):
+    """A search space narrowed to what one engine loads: per role by format, per layer by shape
+    (a layer whose input size a group does not divide loses that group size)."""
+
+    engine: Engine | None = None
+
+    def formats_for(self, layer: LinearLayer) -> list[QuantFormat]:
+        formats = super().formats_for(layer)
+        if self.engine is None:
+            return formats
+        kept = [f for f in formats if self.engine.loads_layer(f, layer)[0]]
+        if not kept:
+            _, why = self.engine.loads_layer(formats[0], layer)
+            raise UserError(f"search space {self.name!r}: layer {layer.name} has no format that engine "
+                            f"{self.engine.name!r} loads ({why})")
+        return kept
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "engine": None if self.engine is None else self.engine.name}
+
+
 def restrict_space(space: SearchSpace, engine: Engine) -> SearchSpace:
-    """The space less the formats `engine` does not load; a role (or lm_head) left with no
-    format is a UserError naming it. An unchanged space keeps its name (and so its studies);
-    a narrowed one is named `<space>+<engine>`, so its study is not mixed with the full space's."""
+    """The space less what `engine` does not load, named `<space>+<engine>` (so its studies and
+    run directory are its own); a role (or lm_head) left with no format is a UserError naming it.
+    The autoquant engine loads everything: its space is the space itself."""
+    if engine.name == "autoquant":
+        return space
     roles = {}
     for role, formats in space.role_formats.items():
         kept = tuple(engine.allowed(formats))
@@ -125,6 +149,6 @@ def restrict_space(space: SearchSpace, engine: Engine) -> SearchSpace:
     lm_head = tuple(engine.allowed(space.lm_head_formats))
     if not lm_head:
         raise UserError(f"search space {space.name!r}: lm_head has no format that engine {engine.name!r} loads")
-    if roles == space.role_formats and lm_head == space.lm_head_formats:
-        return space
-    return replace(space, name=f"{space.name}+{engine.name}", role_formats=roles, lm_head_formats=lm_head)
+    fields = {f: getattr(space, f) for f in space.__dataclass_fields__}
+    fields.update(name=f"{space.name}+{engine.name}", role_formats=roles, lm_head_formats=lm_head, engine=engine)
+    return EngineSpace(**fields)

@@ -98,7 +98,7 @@ def read_quantization_config(path: Path):
 
 def layer_formats(qconfig, model: nn.Module) -> dict[str, QuantFormat]:
     """Linear layer name -> format under `qconfig`, matched as compressed-tensors matches targets."""
-    from compressed_tensors.utils.match import is_match
+    from compressed_tensors.utils import is_match
 
     out: dict[str, QuantFormat] = {}
     ignore = list(qconfig.ignore or [])

@@ -76,7 +76,7 @@ def _unsigned(codes: torch.Tensor, bits: int) -> torch.Tensor:
 
 def encode(qw: QuantizedWeight) -> dict[str, torch.Tensor]:
     """A QuantizedWeight as the tensors of one compressed-tensors layer (suffix -> tensor)."""
-    from compressed_tensors.compressors.pack_quantized.helpers import pack_to_int32
+    from compressed_tensors.compressors import pack_to_int32
 
     from autoquant.quant import unpacked_codes
 
@@ -94,7 +94,7 @@ def encode(qw: QuantizedWeight) -> dict[str, torch.Tensor]:
 def decode(fmt: QuantFormat, tensors: dict[str, torch.Tensor]) -> QuantizedWeight:
     """The tensors of one compressed-tensors layer as autoquant's QuantizedWeight: unpacked by
     compressed-tensors, then repacked into the layout the Triton kernels read."""
-    from compressed_tensors.compressors.pack_quantized.helpers import unpack_from_int32
+    from compressed_tensors.compressors import unpack_from_int32
 
     n, k = (int(x) for x in tensors["weight_shape"].tolist())
     bits = fmt.bits

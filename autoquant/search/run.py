@@ -24,6 +24,7 @@ import numpy as np
 
 from autoquant.budgets import format_bytes, format_seconds
 from autoquant.data import TextSource, calibration_text, evaluation_text
+from autoquant.engines import DEFAULT_ENGINE, get_engine, restrict_space
 from autoquant.errors import NoPlanFitsError, UserError
 from autoquant.formats import QuantFormat
 from autoquant.hardware import latency_model_for, plan_latency
@@ -65,6 +66,7 @@ class SearchRequest:
     sampler: str = DEFAULT_SAMPLER
     seed: int | None = 0
     progress: bool = True
+    engine: str = DEFAULT_ENGINE  # where the plan will run: the space keeps to what it loads
 
 
 @dataclass
@@ -254,7 +256,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     timings: dict[str, float] = {}
     validate_request(req)
     source = resolve_model(req.model)
-    space = load_space(req.space)
+    space = restrict_space(load_space(req.space), get_engine(req.engine))  # engine: its formats only
     latency_model = latency_model_for(req.hardware)
     calib = calibration_text(req.calib)
     eval_text = evaluation_text(req.eval, calib)
@@ -416,6 +418,7 @@ def _annotate(rec: FrontPlan, result: SearchResult, budgets: Budgets) -> None:
     """Search metadata on the recommended plan: what it was chosen under and what it measured."""
     c = rec.costs
     rec.plan.metadata.update({
+        "engine": result.request.engine,
         "search": {
             "study": result.study, "storage": result.storage, "trial": rec.trial,
             "space": result.space.name, "sampler": result.request.sampler,
