@@ -111,9 +111,15 @@ def load_quantized(path: str | Path, device: str | torch.device = "cpu") -> torc
     from autoquant.export.native import load_native
 
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise UserError(f"{path} is not a model checkpoint (no config.json)")
-    qconfig = read_quantization_config(path)
+    qconfig = read_quantization_config(path) if (path / "config.json").is_file() else None
     if qconfig is not None:
         return load_ct_checkpoint(path, qconfig, device)
+    if (path / PLAN_FILE).is_file() and Plan.load(path / PLAN_FILE).metadata.get("export_format") == "compressed-tensors":
+        return _load_unquantized(path, device)  # a 16-bit plan: a plain checkpoint, no quantization_config
     return load_native(path, device)
+
+
+def _load_unquantized(path: Path, device: str | torch.device) -> torch.nn.Module:
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path).to(device).eval()

@@ -76,13 +76,15 @@ def write_ct_checkpoint(source: SourceTensors, meta_model: nn.Module, plan: Plan
 
 
 def write_ct_config(meta_model: nn.Module, plan: Plan, out: Path, dtype: torch.dtype) -> None:
-    """config.json as transformers writes it, plus compressed-tensors' quantization_config,
-    written by compressed-tensors' own ModelCompressor."""
+    """config.json as transformers writes it, plus compressed-tensors' quantization_config
+    (written by compressed-tensors' own ModelCompressor) when any layer is quantized."""
     from compressed_tensors.compressors import ModelCompressor
 
     config = meta_model.config
     config.dtype = dtype
     config.save_pretrained(out)
+    if all(f.is_float for f in plan.formats.values()):
+        return  # nothing quantized: a plain 16-bit checkpoint every engine loads as is
     ModelCompressor(quantization_config=ct_format.quantization_config(plan.formats)).update_config(str(out))
 
 

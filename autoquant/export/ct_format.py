@@ -60,7 +60,7 @@ def quantization_config(formats: dict[str, QuantFormat]):
         (ignore.append(name) if fmt.is_float else by_format[fmt].append(name))
     groups = {
         f"group_{i}": QuantizationScheme(targets=names, weights=quantization_args(fmt), format=CT_FORMAT)
-        for i, (fmt, names) in enumerate(sorted(by_format.items()))
+        for i, (fmt, names) in enumerate(sorted(by_format.items(), key=lambda kv: str(kv[0])))
     }
     return QuantizationConfig(config_groups=groups, format=CT_FORMAT, ignore=ignore,
                               quantization_status=QuantizationStatus.COMPRESSED)
