@@ -133,9 +133,10 @@ class EngineSpace(SearchSpace):
 
 
 def restrict_space(space: SearchSpace, engine: Engine) -> SearchSpace:
-    """The space less what `engine` does not load, named `<space>+<engine>` (so its studies and
-    run directory are its own); a role (or lm_head) left with no format is a UserError naming it.
-    The autoquant engine loads everything: its space is the space itself."""
+    """The space less what `engine` does not load; a role (or lm_head) left with no format is a
+    UserError naming it. For another engine than the default the space is named `<space>+<engine>`,
+    so its studies and run directory are its own (the engine is in the study's space signature
+    either way). The autoquant engine loads everything: its space is the space itself."""
     if engine.name == "autoquant":
         return space
     roles = {}
@@ -150,5 +151,6 @@ def restrict_space(space: SearchSpace, engine: Engine) -> SearchSpace:
     if not lm_head:
         raise UserError(f"search space {space.name!r}: lm_head has no format that engine {engine.name!r} loads")
     fields = {f: getattr(space, f) for f in space.__dataclass_fields__}
-    fields.update(name=f"{space.name}+{engine.name}", role_formats=roles, lm_head_formats=lm_head, engine=engine)
+    name = space.name if engine.name == DEFAULT_ENGINE else f"{space.name}+{engine.name}"
+    fields.update(name=name, role_formats=roles, lm_head_formats=lm_head, engine=engine)
     return EngineSpace(**fields)

@@ -37,6 +37,7 @@ def test_restricted_spaces_keep_to_the_engine_and_are_named_for_it():
     assert hf.to_dict()["engine"] == "transformers"
     assert restrict_space(space, get_engine("autoquant")) is space
     vllm = restrict_space(load_space(None), get_engine("vllm"))
+    assert vllm.name == "default" and vllm.to_dict()["engine"] == "vllm"  # the default engine keeps the name
     q = LinearLayer("model.layers.0.self_attn.q_proj", 576, 576, "q", 0)
     assert [str(f) for f in vllm.formats_for(q)] == ["fp16", "int8-pc-sym", "int4-g64-asym"]
 

@@ -15,7 +15,7 @@ def test_app_plan_view_exports_and_shows_refusals(tiny_model_dir, tmp_path, monk
     from streamlit.testing.v1 import AppTest
 
     names = [l.name for l in discover_layers(tiny_model("llama"))]
-    run = tmp_path / "runs" / "tiny-llama" / "default+vllm"
+    run = tmp_path / "runs" / "tiny-llama" / "default"
     run.mkdir(parents=True)
     row = {"trial": 1, "memory_bytes": 1, "linear_bytes": 1, "bits_per_weight": 8.0, "decode_s": 1e-4,
            "prefill_s": 1e-2, "latency_estimated": True, "proxy_kl": 0.01, "summary": "x", "recommended": False,
@@ -24,7 +24,7 @@ def test_app_plan_view_exports_and_shows_refusals(tiny_model_dir, tmp_path, monk
              dict(row, label="split", layers={n: "int8-pc-sym" if "k_proj" in n else "int4-g32-sym" for n in names})]
     front = {"autoquant_search_version": 1, "model": str(tiny_model_dir), "model_spec": str(tiny_model_dir),
              "engine": "vllm", "hardware": "h100", "latency_estimated": True, "batch": 1, "context": 128,
-             "budgets": {"memory_bytes": 5}, "study": {"name": "default+vllm", "trials": 2}, "baselines": [],
+             "budgets": {"memory_bytes": 5}, "study": {"name": "default", "trials": 2}, "baselines": [],
              "front": plans, "recommended": None, "notes": []}
     (run / "front.json").write_text(json.dumps(front))
     monkeypatch.setenv("AUTOQUANT_RUNS_DIR", str(tmp_path / "runs"))
