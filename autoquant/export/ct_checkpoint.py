@@ -21,7 +21,6 @@ from autoquant.export.streaming import ShardWriter, SourceTensors
 from autoquant.formats import QuantFormat
 from autoquant.layers import discover_layers, linear_weight
 from autoquant.plan import Plan
-from autoquant.quant import quantize
 
 
 def _embedding_key(model: nn.Module) -> str | None:
@@ -32,12 +31,16 @@ def _embedding_key(model: nn.Module) -> str | None:
     return None
 
 
-def _read(source: SourceTensors, key: str, prefix: str, fallback: str | None) -> torch.Tensor:
-    """A tensor by its name in the model, under the names checkpoints use for it."""
+def _source_name(source: SourceTensors, key: str, prefix: str, fallback: str | None) -> str:
+    """The name a tensor of the model has in the source checkpoint."""
     for candidate in (key, key.removeprefix(f"{prefix}."), fallback):
         if candidate and candidate in source:
-            return source.get(candidate)
+            return candidate
     raise UserError(f"the source checkpoint has no tensor {key}")
+
+
+def _read(source: SourceTensors, key: str, prefix: str, fallback: str | None) -> torch.Tensor:
+    return source.get(_source_name(source, key, prefix, fallback))
 
 
 def write_ct_checkpoint(source: SourceTensors, meta_model: nn.Module, plan: Plan, out: Path,
@@ -59,13 +62,10 @@ def write_ct_checkpoint(source: SourceTensors, meta_model: nn.Module, plan: Plan
         fmt: QuantFormat | None = formats.get(module_name)
         fallback = emb_key if module_name == lm_head else None
         if fmt is not None and not fmt.is_float and leaf == "weight":
-            w = _read(source, key, prefix, fallback).float()
-            module = meta_model.get_submodule(module_name)
-            if type(module).__name__ == "Conv1D":
-                w = w.t()
-            for suffix, tensor in ct_format.encode(quantize(w, fmt)).items():
+            name = _source_name(source, key, prefix, fallback)
+            tensors = ct_format.encode_rows(lambda a, b: source.rows(name, a, b), source.shape(name)[0], fmt)
+            for suffix, tensor in tensors.items():
                 writer.add(f"{module_name}.{suffix}", tensor)
-            del w
         else:
             t = _read(source, key, prefix, fallback)
             writer.add(key, t.to(dtype) if t.is_floating_point() else t)

@@ -91,6 +91,28 @@ def encode(qw: QuantizedWeight) -> dict[str, torch.Tensor]:
     return out
 
 
+def encode_rows(read_rows, n_rows: int, fmt: QuantFormat, chunk_rows: int = 2048) -> dict[str, torch.Tensor]:
+    """`encode(quantize(W, fmt))` for a W read `chunk_rows` rows at a time by `read_rows(start, stop)`:
+    rows are quantized and packed independently (groups run along a row), so a vocabulary-sized
+    matrix never has its float copy and quantization temporaries in memory at once."""
+    from autoquant.quant import quantize
+
+    parts = [encode(quantize(read_rows(r, min(r + chunk_rows, n_rows)).float(), fmt))
+             for r in range(0, n_rows, chunk_rows)]
+    out = {
+        "weight_packed": torch.cat([p["weight_packed"] for p in parts]),
+        "weight_scale": torch.cat([p["weight_scale"] for p in parts]),
+        "weight_shape": torch.tensor((n_rows, int(parts[0]["weight_shape"][1])), dtype=torch.int64),
+    }
+    if not fmt.symmetric:  # zero points are packed along the rows: pack them whole, once
+        from compressed_tensors.compressors import pack_to_int32, unpack_from_int32
+
+        zeros = torch.cat([unpack_from_int32(p["weight_zero_point"], fmt.bits, p["weight_scale"].shape, packed_dim=0)
+                           for p in parts])
+        out["weight_zero_point"] = pack_to_int32(zeros, fmt.bits, packed_dim=0)
+    return out
+
+
 def decode(fmt: QuantFormat, tensors: dict[str, torch.Tensor]) -> QuantizedWeight:
     """The tensors of one compressed-tensors layer as autoquant's QuantizedWeight: unpacked by
     compressed-tensors, then repacked into the layout the Triton kernels read."""

@@ -35,7 +35,11 @@ def source_directory(source: ModelSource) -> Path:
 
 
 class SourceTensors:
-    """Name -> tensor of a safetensors checkpoint, read on demand."""
+    """Name -> tensor of a safetensors checkpoint, read on demand.
+
+    Each read opens its file and closes it again: a file mapped for the whole export would keep
+    every page it touched resident, and the process would grow to the size of the model.
+    """
 
     def __init__(self, directory: Path) -> None:
         from safetensors import safe_open
@@ -44,8 +48,13 @@ class SourceTensors:
         if not files:
             raise UserError(f"{directory} has no .safetensors weights: export streams safetensors only "
                             "(convert .bin weights with transformers' save_pretrained first)")
-        self._handles = [safe_open(str(f), framework="pt") for f in files]
-        self._where = {k: h for h in self._handles for k in h.keys()}
+        self._where: dict[str, Path] = {}
+        self._shape: dict[str, tuple[int, ...]] = {}
+        for f in files:
+            with safe_open(str(f), framework="pt") as h:
+                for k in h.keys():
+                    self._where[k] = f
+                    self._shape[k] = tuple(h.get_slice(k).get_shape())
 
     def __contains__(self, name: str) -> bool:
         return name in self._where
@@ -53,8 +62,21 @@ class SourceTensors:
     def keys(self) -> list[str]:
         return list(self._where)
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._shape[name]
+
     def get(self, name: str) -> torch.Tensor:
-        return self._where[name].get_tensor(name)
+        from safetensors import safe_open
+
+        with safe_open(str(self._where[name]), framework="pt") as h:
+            return h.get_tensor(name)
+
+    def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows [start, stop) of a 2-D tensor, reading only those."""
+        from safetensors import safe_open
+
+        with safe_open(str(self._where[name]), framework="pt") as h:
+            return h.get_slice(name)[start:stop]
 
 
 def parse_shard_size(text: str | int) -> int:
