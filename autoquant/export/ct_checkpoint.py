@@ -125,6 +125,7 @@ def load_ct_checkpoint(path: Path, qconfig, device: str | torch.device) -> nn.Mo
     from accelerate.utils import set_module_tensor_to_device
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from autoquant.export.native import finish_loading
     from autoquant.kernels import QuantLinear
     from autoquant.layers import set_module
 
@@ -147,11 +148,6 @@ def load_ct_checkpoint(path: Path, qconfig, device: str | torch.device) -> nn.Mo
     quantized = tuple(f"{n}." for n in formats)
     for key in tensors.keys():
         if not key.startswith(quantized):
-            set_module_tensor_to_device(model, key, device, value=tensors.get(key).to(dtype)
-                                        if tensors.get(key).is_floating_point() else tensors.get(key))
-    if getattr(config, "tie_word_embeddings", False):
-        model.tie_weights()
-    missing = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
-    if missing:
-        raise UserError(f"checkpoint {path} is incomplete: {len(missing)} tensors missing (e.g. {missing[0]})")
-    return model.to(device).eval()
+            t = tensors.get(key)
+            set_module_tensor_to_device(model, key, device, value=t.to(dtype) if t.is_floating_point() else t)
+    return finish_loading(model, config, path, device)

@@ -104,6 +104,11 @@ def load_native(path: str | Path, device: str | torch.device = "cpu") -> nn.Modu
     state = load_file(str(path / WEIGHTS_FILE))
     for key, tensor in state.items():
         set_module_tensor_to_device(model, key, device, value=tensor)
+    return finish_loading(model, config, path, device)
+
+
+def finish_loading(model: nn.Module, config, path: Path, device: str | torch.device) -> nn.Module:
+    """Tie what the config ties, refuse a model with tensors still on meta, move it to `device`."""
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     missing = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
