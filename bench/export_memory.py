@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 
-def build_random(config_dir: Path, out: Path, layers: int | None) -> dict:
+def build_random(config_dir: Path, out: Path, layers: int | None, vocab: int | None) -> dict:
     from transformers import AutoConfig
 
     from autoquant.export.streaming import ShardWriter
@@ -33,6 +33,8 @@ def build_random(config_dir: Path, out: Path, layers: int | None) -> dict:
     config = AutoConfig.from_pretrained(config_dir)
     if layers is not None:
         config.num_hidden_layers = layers
+    if vocab is not None:
+        config.vocab_size = vocab
     meta = build_meta_model(config)
     out.mkdir(parents=True)
     config.dtype = torch.bfloat16
@@ -55,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="directory with config.json")
     ap.add_argument("--layers", type=int, default=None, help="override num_hidden_layers (a smaller model)")
+    ap.add_argument("--vocab", type=int, default=None, help="override vocab_size (a smaller model)")
     ap.add_argument("--work", required=True, help="scratch directory (model + export; removed after)")
     ap.add_argument("--plan", default="int4-g128-sym")
     ap.add_argument("--engine", default="vllm")
@@ -65,7 +68,7 @@ def main() -> None:
     if work.exists():
         shutil.rmtree(work)
     t = time.perf_counter()
-    model = build_random(Path(args.config), work / "model", args.layers)
+    model = build_random(Path(args.config), work / "model", args.layers, args.vocab)
     model["build_s"] = round(time.perf_counter() - t, 1)
     cmd = [sys.executable, "-m", "autoquant", "export", "--plan", args.plan, "--model", str(work / "model"),
            "--out", str(work / "export"), "--engine", args.engine, "--max-shard-size", args.max_shard_size,
@@ -78,7 +81,7 @@ def main() -> None:
 
     exported = sum(p.stat().st_size for p in (work / "export").iterdir())
     result = {
-        "config": args.config, "layers": args.layers, "plan": args.plan, "engine": args.engine,
+        "config": args.config, "layers": args.layers, "vocab": args.vocab, "plan": args.plan, "engine": args.engine,
         "max_shard_size": args.max_shard_size, **model, "export_s": round(seconds, 1),
         "export_bytes": exported, "peak_rss_bytes": peak,
         "bound_bytes": parse_size(args.max_shard_size) + 2 * model["largest_tensor_bytes"] + 2 * 10**9,
