@@ -72,10 +72,12 @@ def _vllm(fmt: QuantFormat) -> tuple[bool, str]:
     return ok, why
 
 
-def _vllm_shape(fmt: QuantFormat, layer: LinearLayer) -> tuple[bool, str]:
+def _whole_groups(fmt: QuantFormat, layer: LinearLayer) -> tuple[bool, str]:
+    # vLLM's weight-only kernels and compressed-tensors' own dequantize (which transformers runs)
+    # both need whole groups
     if fmt.group_size is not None and layer.in_features % fmt.group_size:
         return False, (f"{fmt}: input size {layer.in_features} is not a multiple of the group size "
-                       f"{fmt.group_size}, which vLLM's weight-only kernels require")
+                       f"{fmt.group_size}, which vLLM's kernels and compressed-tensors' dequantize require")
     return True, ""
 
 
@@ -94,8 +96,9 @@ def _autoquant(fmt: QuantFormat) -> tuple[bool, str]:
 ENGINES: dict[str, Engine] = {
     e.name: e
     for e in (
-        Engine("vllm", "vLLM (compressed-tensors checkpoint)", "compressed-tensors", _vllm, _vllm_shape),
-        Engine("transformers", "transformers (compressed-tensors checkpoint)", "compressed-tensors", _transformers),
+        Engine("vllm", "vLLM (compressed-tensors checkpoint)", "compressed-tensors", _vllm, _whole_groups),
+        Engine("transformers", "transformers (compressed-tensors checkpoint)", "compressed-tensors", _transformers,
+               _whole_groups),
         Engine("autoquant", "autoquant's own checkpoint and Triton kernels", "autoquant", _autoquant),
     )
 }

@@ -22,7 +22,7 @@ def test_what_each_engine_loads():
     assert "zero points" in hf.loads(F("int4-g128-asym"))[1]
     layer = LinearLayer("model.layers.0.mlp.up_proj", 1536, 576, "up", 0)
     assert not vllm.loads_layer(F("int4-g128-asym"), layer)[0]  # 576 = 4.5 groups of 128
-    assert vllm.loads_layer(F("int4-g64-asym"), layer)[0] and hf.loads_layer(F("int4-g128-sym"), layer)[0]
+    assert vllm.loads_layer(F("int4-g64-asym"), layer)[0] and not hf.loads_layer(F("int4-g128-sym"), layer)[0]
     with pytest.raises(UserError, match="unknown engine 'tgi'; expected one of vllm, transformers, autoquant"):
         get_engine("tgi")
     assert set(ENGINES) == {"vllm", "transformers", "autoquant"}

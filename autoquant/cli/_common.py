@@ -28,7 +28,7 @@ EngineOpt = Annotated[
         "--engine",
         help="Where the plan will run: vllm (every format except int8 with zero points, int8-*-asym; "
         "groups must divide a layer's input size), transformers (-sym formats only: it cannot load zero "
-        "points), autoquant (every format, its own checkpoint). search keeps to what it loads; export "
+        "points; whole groups only), autoquant (every format, its own checkpoint). search keeps to what it loads; export "
         "refuses a plan it cannot load.",
     ),
 ]
