@@ -120,6 +120,29 @@ with tab_sens:
         c2.markdown("**Least sensitive**")
         c2.dataframe(worst.tail(10).rename("estimated KL"), width="stretch")
 
+
+def export_panel(plan, res: dict, runs_dir: str, label: str) -> None:
+    """The plan view's export: the same `export_plan` call as `autoquant export`, for a chosen engine."""
+    from autoquant.engines import ENGINES
+    from autoquant.errors import UserError
+    from autoquant.export import export_plan
+
+    st.markdown("**Export a quantized checkpoint**")
+    engines = list(ENGINES)
+    planned = plan.metadata.get("engine") or res.get("engine") or "vllm"
+    st.caption(f"this plan was searched for {planned}; another engine may refuse it (export names the layer)")
+    engine = st.selectbox("serving engine", engines, index=engines.index(planned) if planned in engines else 0)
+    out_dir = st.text_input("checkpoint directory", value=str(Path(runs_dir) / "export" / label.replace(" ", "-")))
+    if st.button("Export checkpoint"):
+        try:
+            with st.spinner("quantizing and writing (streamed, layer by layer)..."):
+                path = export_plan(plan, out_dir, engine=engine, model=res.get("model_spec"),
+                                   command=f"autoquant export --plan plan.json --engine {engine} --out {out_dir}")
+            st.success(f"wrote {path} for {engine}: see its README.md for how to load it")
+        except UserError as e:
+            st.error(str(e))
+
+
 # ---- Plan ---------------------------------------------------------------------------------------------
 with tab_plan:
     plans = plans_with_layers(run) if run is not None else {}
@@ -140,18 +163,4 @@ with tab_plan:
         st.dataframe(pf, hide_index=True, width="stretch")
         plan_json = json.dumps(plan.to_dict(), indent=2)
         st.download_button("Download plan (JSON)", plan_json, file_name="plan.json", mime="application/json")
-        st.markdown("**Export a quantized checkpoint**")
-        out_dir = st.text_input("checkpoint directory", value=str(Path(runs_dir) / "export" / label.replace(" ", "-")))
-        if st.button("Export checkpoint"):
-            from autoquant.errors import UserError
-            from autoquant.export import export_checkpoint
-            from autoquant.models import resolve_model
-
-            try:
-                if "model_spec" not in res:
-                    raise UserError("this run does not record how its model was named; use `autoquant export --model M --plan plan.json`")
-                with st.spinner("quantizing and writing..."):
-                    path = export_checkpoint(resolve_model(res["model_spec"]), plan, out_dir)
-                st.success(f"wrote {path}; load it with autoquant.export.load_quantized('{path}')")
-            except UserError as e:
-                st.error(str(e))
+        export_panel(plan, res, runs_dir, label)

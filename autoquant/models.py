@@ -251,6 +251,11 @@ def _weights_path(source: ModelSource) -> tuple[str, dict]:
     return source.path, {}
 
 
+def weights_directory(source: ModelSource) -> Path:
+    """A local directory holding the weights of a directory or GGUF source (GGUF: converted once)."""
+    return Path(_weights_path(source)[0])
+
+
 def load_model(source: ModelSource, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> nn.Module:
     """The model with real weights, in eval mode."""
     from transformers import AutoModelForCausalLM

@@ -20,6 +20,11 @@ that needs one format; searching them jointly also shrinks the space threefold.
 Why `tied: keep`: quantizing a tied lm_head unties it, adding a copy of the vocabulary matrix
 (the memory model counts it), so it only pays off for latency; a space must opt in.
 
+Not every format is exportable for every engine (`autoquant.engines`; `--engine` narrows a space to
+what its engine loads): with zero points (`-asym`) transformers cannot load them; int8 with zero
+points (`int8-*-asym`) vLLM cannot serve, nor a group size that does not divide a layer's input
+size. The bundled spaces give every engine a choice for every layer.
+
 `formats_for(layer)` is what the profiler measures and the search chooses from; for a tied
 layer it is the intersection over its group's roles, so every member offers the same choices.
 """

@@ -1,18 +1,19 @@
-"""`autoquant export`: a plan applied for real, written as a loadable quantized checkpoint."""
+"""`autoquant export`: a plan applied for real, written as a checkpoint a serving engine loads."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from autoquant.costs import format_bytes
-from autoquant.cli._common import ModelOpt, console, err_console
-from autoquant.export import export_checkpoint
+from autoquant.cli._common import EngineOpt, ModelOpt, console
+from autoquant.engines import DEFAULT_ENGINE
+from autoquant.errors import UserError
+from autoquant.export import DEFAULT_MAX_SHARD_SIZE, FORMATS, export_plan
 from autoquant.memory import ModelShape
 from autoquant.models import resolve_model
-from autoquant.errors import UserError
-from autoquant.plan import resolve_plan
+from autoquant.plan import Plan, resolve_plan
 
 
 def register(app: typer.Typer) -> None:
@@ -23,20 +24,34 @@ def export(
     plan: Annotated[str, typer.Option("--plan", "-p", help="Plan file (e.g. runs/.../plan.json) or a uniform format.")],
     out: Annotated[str, typer.Option("--out", "-o", help="New directory for the checkpoint.")],
     model: ModelOpt = None,
+    engine: EngineOpt = DEFAULT_ENGINE,
+    fmt: Annotated[Optional[str], typer.Option("--format", help=f"Checkpoint format: {', '.join(FORMATS)}. Default: the engine's (compressed-tensors for vllm and transformers).")] = None,
+    max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors shard, e.g. 5GB.")] = DEFAULT_MAX_SHARD_SIZE,
     bf16: Annotated[bool, typer.Option("--bf16", help="Keep unquantized tensors in bf16 instead of fp16.")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
 ) -> None:
-    """Quantize MODEL under PLAN and write a checkpoint: packed safetensors + config + tokenizer + plan.
+    """Quantize MODEL under PLAN and write a checkpoint ENGINE loads: sharded safetensors + index,
+    config (with compressed-tensors' quantization_config), tokenizer, generation config, the plan, a README.
 
-    Load it with `autoquant.export.load_quantized(DIR)` (Triton kernels on CUDA, reference path on CPU).
+    Streams layer by layer (never the whole float model in memory). A plan the engine cannot load
+    (fused q/k/v or gate/up in different formats, a format it does not serve) exits 2 naming the layer.
+    Load it with vLLM / transformers, or `autoquant.export.load_quantized(DIR, device="cuda")`.
+    Exit codes: 0 ok, 2 bad input or a plan the engine cannot load.
     """
     import torch
 
-    source = resolve_model(model)
-    the_plan = resolve_plan(plan, list(ModelShape.from_source(source).layers), source.display)
-    with err_console.status(f"quantizing {source.display} ({the_plan.summary()})"):
-        try:
-            path = export_checkpoint(source, the_plan, out, dtype=torch.bfloat16 if bf16 else torch.float16)
-        except UserError as e:
-            raise e.with_flags({"out_dir": "--out"}) from None
+    the_plan = _plan(plan, model)
+    try:
+        path = export_plan(the_plan, out, engine=engine, fmt=fmt, model=model, max_shard_size=max_shard_size,
+                           dtype=torch.bfloat16 if bf16 else torch.float16, progress=not no_progress)
+    except UserError as e:
+        raise e.with_flags({"out_dir": "--out"}) from None
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
-    console.print(f"wrote {path} ({format_bytes(size)})")
+    console.print(f"wrote {path} ({format_bytes(size)}) for {engine}")
+
+
+def _plan(spec: str, model: str | None) -> Plan:
+    if model is None and spec.endswith(".json"):
+        return Plan.load(spec)  # names its own model; export_plan validates it against that model
+    source = resolve_model(model)
+    return resolve_plan(spec, list(ModelShape.from_source(source).layers), source.spec)

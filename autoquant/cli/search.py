@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from autoquant.costs import parse_latency, parse_quality, parse_size
-from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console
+from autoquant.cli._common import BatchOpt, ContextOpt, EngineOpt, JsonOpt, ModelOpt, console, err_console
+from autoquant.engines import DEFAULT_ENGINE
 from autoquant.errors import UserError
 from autoquant.search import (DEFAULT_EVAL_TOKENS, DEFAULT_MEASURE, DEFAULT_SAMPLER, DEFAULT_TRIALS, SAMPLERS,
                               Budgets, SearchRequest, print_report, run_search, to_json)
@@ -48,6 +49,8 @@ def search(
     seed: Annotated[int, typer.Option("--seed", help="Sampler seed.")] = 0,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     as_json: JsonOpt = False,
+    engine: EngineOpt = DEFAULT_ENGINE,
+    export_dir: Annotated[Optional[str], typer.Option("--export", help="Also export the recommended plan as a checkpoint for --engine into this new directory (see `autoquant export`).")] = None,
 ) -> None:
     """Search per-layer formats for the Pareto front of quality, memory and latency; recommend one plan.
 
@@ -62,7 +65,10 @@ def search(
         budgets=budgets, model=model, hardware=hardware, batch=batch, context=context, space=space,
         trials=trials, study=study, storage=storage, calib=calib, eval=eval_file, eval_tokens=eval_tokens,
         measure_plans=measure, runs_dir=runs_dir, sampler=sampler, seed=seed, progress=not no_progress,
+        engine=engine,
     )
+    if export_dir is not None:
+        _check_export_dir(export_dir)  # before minutes of search, not after
     try:
         result = run_search(request)
     except UserError as e:
@@ -71,3 +77,22 @@ def search(
         console.print_json(json.dumps(to_json(result)))
     else:
         print_report(result, console)
+    if export_dir is not None:
+        _export_recommended(result, export_dir, model, engine, no_progress)
+
+
+def _check_export_dir(out: str) -> None:
+    from pathlib import Path
+
+    from autoquant.errors import UserError
+
+    if Path(out).exists() and any(Path(out).iterdir()):
+        raise UserError(f"--export directory {out} is not empty; choose a new one")
+
+
+def _export_recommended(result, out: str, model: str | None, engine: str, no_progress: bool) -> None:
+    """`--export DIR`: the recommended plan through the same call `autoquant export` makes."""
+    from autoquant.export import export_plan
+
+    path = export_plan(result.recommended.plan, out, engine=engine, model=model, progress=not no_progress)
+    err_console.print(f"exported the recommended plan to {path} ({engine})")

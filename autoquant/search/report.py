@@ -62,6 +62,7 @@ def to_json(result: SearchResult) -> dict[str, Any]:
         "model": result.model,
         "model_spec": req.model,  # how --model was given (None: the embedded default), for export
         "space": result.space.name,
+        "engine": req.engine,
         "hardware": result.hardware,
         "latency_estimated": result.latency_estimated,
         "memory_estimated": True,
@@ -124,7 +125,7 @@ def front_table(result: SearchResult) -> Table:
     req = result.request
     lat = "estimated" if result.latency_estimated else "measured"
     title = (
-        f"{result.model}, batch {req.batch}, context {req.context}. "
+        f"{result.model} for {req.engine}, batch {req.batch}, context {req.context}. "
         f"{sum(p.measured is not None for p in result.front.plans)} of the {len(result.front.plans)} front plans "
         f"within budget (#trial), uniform baselines below. Memory: estimated (memory model); latency: {lat} "
         f"({result.hardware}); ppl, KL: measured on {result.reference.tokens} tokens of {result.reference.text}."

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoquant.costs import Budgets
+from autoquant.engines import DEFAULT_ENGINE
 from autoquant.errors import UserError
 from autoquant.quality import DEFAULT_EVAL_TOKENS
 from autoquant.runs import DEFAULT_RUNS_DIR
@@ -41,6 +42,7 @@ class SearchRequest:
     sampler: str = DEFAULT_SAMPLER
     seed: int | None = 0
     progress: bool = True
+    engine: str = DEFAULT_ENGINE  # where the plan will run: the space keeps to what it loads
 
 
 def default_study_name(space: SearchSpace, batch: int, context: int) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from autoquant.costs import Budgets, plan_costs
 from autoquant.data import TextSource, calibration_text, evaluation_text
+from autoquant.engines import get_engine, restrict_space
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
 from autoquant.hardware import latency_model_for
@@ -53,7 +54,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     timings: dict[str, float] = {}
     validate_request(req)
     source = resolve_model(req.model)
-    space = load_space(req.space)
+    space = restrict_space(load_space(req.space), get_engine(req.engine))  # engine: its formats only
     shape = ModelShape.from_source(source)
     latency_model = latency_model_for(req.hardware, shape)  # a built-in profile only where it covers the model
     calib = calibration_text(req.calib)
@@ -200,6 +201,7 @@ def _annotate(rec: FrontPlan, result: SearchResult, budgets: Budgets) -> None:
     """Search metadata on the recommended plan: what it was chosen under and what it measured."""
     c = rec.costs
     rec.plan.metadata.update({
+        "engine": result.request.engine,
         "search": {
             "study": result.study, "storage": result.storage, "trial": rec.trial,
             "space": result.space.name, "sampler": result.request.sampler,

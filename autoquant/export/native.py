@@ -1,4 +1,4 @@
-"""Export: a plan applied to a model, written as a checkpoint others can load.
+"""autoquant's own checkpoint format (`--format autoquant`): QuantLinear state, one file.
 
 The checkpoint directory holds
     model.safetensors        packed weights (QuantLinear codes/scales/zeros, 16-bit rest)
@@ -78,7 +78,7 @@ def _cast_float_weights(model: nn.Module, dtype: torch.dtype) -> None:
                 p.data = p.data.to(dtype)
 
 
-def load_quantized(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+def load_native(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild a model exported by `export_checkpoint`, with packed QuantLinear layers."""
     from accelerate import init_empty_weights
     from accelerate.utils import set_module_tensor_to_device
@@ -104,6 +104,11 @@ def load_quantized(path: str | Path, device: str | torch.device = "cpu") -> nn.M
     state = load_file(str(path / WEIGHTS_FILE))
     for key, tensor in state.items():
         set_module_tensor_to_device(model, key, device, value=tensor)
+    return finish_loading(model, config, path, device)
+
+
+def finish_loading(model: nn.Module, config, path: Path, device: str | torch.device) -> nn.Module:
+    """Tie what the config ties, refuse a model with tensors still on meta, move it to `device`."""
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     missing = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
