@@ -33,5 +33,5 @@ def test_gpus_one_worker_each_or_shared():
 
 
 def test_bad_worker_count():
-    with pytest.raises(UserError, match="--workers"):
+    with pytest.raises(UserError, match="workers must be at least 1"):  # the CLI names the flag
         plan_resources(cpus=2, gpus=0, workers=0)
