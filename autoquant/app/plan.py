@@ -20,7 +20,7 @@ def render(run: SearchRun, label: str, plan: Plan, table) -> None:
     tooltip = ["layer", "format", "bits"] + [c for c in ("bytes", "estimated_kl") if c in pf]
     by_block = alt.Chart(pf).mark_rect(stroke="white").encode(
         x=alt.X("block:O", title="block (-1: outside the blocks, e.g. lm_head)"),
-        y=alt.Y("role:N", title=None),
+        y=alt.Y("role:N", title=None, sort=list(dict.fromkeys(pf["role"])), axis=alt.Axis(labelOverlap=False)),
         color=alt.Color("format:N", scale=alt.Scale(scheme="tableau10")),
         tooltip=tooltip,
     ).properties(height=260, title="format by block")

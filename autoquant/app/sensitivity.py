@@ -20,7 +20,7 @@ def render(table) -> None:
                 f"{meta['proxy_to_kl']:.3g} x proxy (estimated).")
     order = sens.sort_values(["block", "layer"])["layer"].drop_duplicates().tolist()
     enc = {"x": alt.X("format:N", title="format", axis=alt.Axis(orient="top", labelAngle=0)),
-           "y": alt.Y("layer:N", sort=order, title=None, axis=alt.Axis(labelFontSize=8))}
+           "y": alt.Y("layer:N", sort=order, title=None, axis=alt.Axis(labelFontSize=8, labelLimit=320))}
     cells = alt.Chart(sens).mark_rect().encode(
         **enc, color=alt.Color("log10_kl:Q", title="log10 est. KL", scale=alt.Scale(scheme="viridis")),
         tooltip=["layer", "role", "format", alt.Tooltip("estimated_kl", format=".3g"),
