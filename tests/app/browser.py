@@ -19,7 +19,9 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-VIEWS = ["Pareto front", "Sensitivity", "Plan", "Compare runs"]
+# view (tab) -> (charts it draws, a text it shows once its script part has run)
+VIEWS = {"Pareto front": (2, "Recommended"), "Sensitivity": (1, "Most sensitive"), "Plan": (1, "Download plan"),
+         "Compare runs": (1, "Schedule catalog")}
 
 
 def free_port() -> int:
@@ -60,10 +62,22 @@ def running_app(runs_dir: Path, log: Path, timeout: float = 120):
                 proc.wait()
 
 
+_VISIBLE_CHARTS = """[...document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks')]
+    .filter(c => { const r = c.getBoundingClientRect(); return r.width > 50 && r.height > 50; }).length"""
+
+
 def visible_charts(page) -> int:
     """Rendered Vega charts in the visible tab: a canvas or svg of real size inside .vega-embed."""
-    return page.evaluate("""() => [...document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks')]
-        .filter(c => { const r = c.getBoundingClientRect(); return r.width > 50 && r.height > 50; }).length""")
+    return page.evaluate(f"() => {_VISIBLE_CHARTS}")
+
+
+def wait_for_view(page, charts: int, text: str, timeout_ms: int = 120_000) -> None:
+    """Until the visible tab shows `text` and draws `charts` charts (the app may still be running
+    its script on a loaded machine); on timeout the caller's checks say what is missing."""
+    js = f"""() => {{ const p = [...document.querySelectorAll('[role="tabpanel"]')].find(e => e.offsetParent !== null);
+        return !!p && p.innerText.includes({text!r}) && ({_VISIBLE_CHARTS}) >= {charts}; }}"""
+    with contextlib.suppress(Exception):
+        page.wait_for_function(js, timeout=timeout_ms)
 
 
 def open_views(url: str, shots: Path, width: int = 1400) -> dict[str, dict]:
@@ -77,14 +91,12 @@ def open_views(url: str, shots: Path, width: int = 1400) -> dict[str, dict]:
         try:
             page = browser.new_page(viewport={"width": width, "height": 1000})
             page.goto(url, wait_until="networkidle")
-            page.get_by_role("tab", name=VIEWS[0]).wait_for(timeout=60_000)
-            for view in VIEWS:
+            page.get_by_role("tab", name="Pareto front").wait_for(timeout=60_000)
+            for view, (charts, text) in VIEWS.items():
                 page.get_by_role("tab", name=view).click()
                 panel = page.locator('[role="tabpanel"]:visible')
-                with contextlib.suppress(Exception):
-                    page.wait_for_function("() => document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length > 0",
-                                           timeout=30_000)
-                page.wait_for_timeout(1500)  # Vega draws after layout; a moment for the last chart
+                wait_for_view(page, charts, text)
+                page.wait_for_timeout(1000)  # Vega animates nothing, but fonts and legends settle
                 name = view.lower().replace(" ", "-")
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=False)
                 seen[view] = {
