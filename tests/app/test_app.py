@@ -102,3 +102,17 @@ def test_only_broken_files_say_so(tmp_path, monkeypatch):
     at = _app(tmp_path, monkeypatch, timeout=60)
     assert not at.exception
     assert len(at.error) == 1 and "No readable results" in at.error[0].value
+
+
+def test_a_rewritten_run_file_shows_on_the_next_rerun(runs, monkeypatch):
+    """Reads are cached per (path, mtime, size): a search that rewrites front.json is seen at once."""
+    from dataclasses import replace
+
+    from autoquant.runfiles import read_front, write_front
+
+    at = _app(runs, monkeypatch)
+    path = runs / "tiny-llama" / at.sidebar.selectbox(key="run").value.split(" / ")[1] / "front.json"
+    write_front(path, replace(read_front(path), notes=["a note written after the app started"]))
+    at.run()
+    assert not at.exception
+    assert "note: a note written after the app started" in _texts(at)
