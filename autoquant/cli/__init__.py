@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from autoquant.cli import app as app_cmd
 from autoquant.cli import estimate, evaluate, export, hardware, profile, schedule, search
 from autoquant.errors import UserError
 
@@ -23,7 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-for _module in (search, profile, evaluate, estimate, hardware, export, schedule):
+for _module in (search, profile, evaluate, estimate, hardware, export, schedule, app_cmd):
     _module.register(app)
 
 

@@ -25,62 +25,53 @@ from autoquant.costs import format_bytes, format_seconds
 from autoquant.formats import QuantFormat
 from autoquant.jsonfile import write_atomic, write_json
 from autoquant.search.front import FrontPlan
+from autoquant.runfiles import (BudgetsDoc, FrontDocument, LayerShape, MeasuredQuality, PlanPoint, StudyDoc,
+                                write_front)
 from autoquant.search.result import SearchResult
-
-REPORT_VERSION = 1
 
 
 def _num(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 
-def plan_row(p: FrontPlan, result: SearchResult, with_layers: bool = False) -> dict[str, Any]:
+# ---- front.json, through its schema (autoquant.runfiles) --------------------------------------------
+def _quality(m: dict[str, Any] | None) -> MeasuredQuality | None:
+    return None if m is None else MeasuredQuality(**{k: m[k] for k in MeasuredQuality.__dataclass_fields__ if k in m})
+
+
+def plan_point(p: FrontPlan, result: SearchResult, with_layers: bool = False) -> PlanPoint:
     c = p.costs
-    row: dict[str, Any] = {
-        "label": p.label or f"trial {p.trial}",
-        "trial": p.trial,
-        "memory_bytes": c.memory_bytes,
-        "linear_bytes": c.weight_bytes,
-        "bits_per_weight": round(c.bits_per_weight, 4),
-        "decode_s": _num(c.decode_s),
-        "prefill_s": _num(c.prefill_s),
-        "latency_estimated": c.latency_estimated,
-        "proxy_kl": _num(c.proxy_kl),
-        "measured": p.measured,
-        "summary": p.plan.summary(),
-        "recommended": p is result.recommended,
-    }
-    if with_layers:
-        row["layers"] = {name: str(f) for name, f in p.plan.formats.items()}
-    return row
+    return PlanPoint(
+        label=p.label or f"trial {p.trial}", trial=p.trial, memory_bytes=c.memory_bytes, linear_bytes=c.weight_bytes,
+        bits_per_weight=round(c.bits_per_weight, 4), decode_s=_num(c.decode_s), prefill_s=_num(c.prefill_s),
+        latency_estimated=c.latency_estimated, proxy_kl=_num(c.proxy_kl), measured=_quality(p.measured),
+        summary=p.plan.summary(), recommended=p is result.recommended,
+        layers={name: str(f) for name, f in p.plan.formats.items()} if with_layers else None,
+    )
+
+
+def front_document(result: SearchResult) -> FrontDocument:
+    req = result.request
+    return FrontDocument(
+        model=result.model, model_spec=req.model, space=result.space.name, engine=req.engine, hardware=result.hardware,
+        latency_estimated=result.latency_estimated, memory_estimated=True, batch=req.batch, context=req.context,
+        budgets=BudgetsDoc(**req.budgets.to_dict()),
+        study=StudyDoc(name=result.study, storage=result.storage, trials=result.trials_total,
+                       added=result.trials_added, seeded=result.seeded, sampler=req.sampler),
+        proxy_front_size=result.proxy_front_size, proxy_hypervolume_ratio=round(result.proxy_hv_ratio, 5),
+        reference=_quality(result.reference.to_dict()),
+        baselines=[plan_point(b, result) for b in result.front.baselines],
+        front=[plan_point(p, result, with_layers=p.measured is not None) for p in result.front.plans],
+        recommended=None if result.recommended is None else plan_point(result.recommended, result, True),
+        layers=[LayerShape(l.name, l.out_features, l.in_features, l.role, l.block, l.tied) for l in result.problem.layers],
+        notes=result.table_notes + result.notes,
+        timings_s={k: round(v, 2) for k, v in result.timings.items()},
+        files=result.files,
+    )
 
 
 def to_json(result: SearchResult) -> dict[str, Any]:
-    req = result.request
-    return {
-        "autoquant_search_version": REPORT_VERSION,
-        "model": result.model,
-        "model_spec": req.model,  # how --model was given (None: the embedded default), for export
-        "space": result.space.name,
-        "engine": req.engine,
-        "hardware": result.hardware,
-        "latency_estimated": result.latency_estimated,
-        "memory_estimated": True,
-        "batch": req.batch,
-        "context": req.context,
-        "budgets": req.budgets.to_dict(),
-        "study": {"name": result.study, "storage": result.storage, "trials": result.trials_total,
-                  "added": result.trials_added, "seeded": result.seeded, "sampler": req.sampler},
-        "proxy_front_size": result.proxy_front_size,
-        "proxy_hypervolume_ratio": round(result.proxy_hv_ratio, 5),
-        "reference": result.reference.to_dict(),
-        "baselines": [plan_row(b, result) for b in result.front.baselines],
-        "front": [plan_row(p, result, with_layers=p.measured is not None) for p in result.front.plans],
-        "recommended": None if result.recommended is None else plan_row(result.recommended, result, True),
-        "notes": result.table_notes + result.notes,
-        "timings_s": {k: round(v, 2) for k, v in result.timings.items()},
-        "files": result.files,
-    }
+    return front_document(result).to_dict()
 
 
 def search_notes(result: SearchResult) -> list[str]:
@@ -199,7 +190,7 @@ def write_run(result: SearchResult) -> dict[str, str]:
         files["study"] = result.storage.removeprefix("sqlite:///")
     result.files = files
     plot_front(result, Path(files["plot"]))
-    write_json(files["front_json"], to_json(result))
+    write_front(files["front_json"], front_document(result))
     return files
 
 
