@@ -8,7 +8,8 @@ and the app name the engine, and export refuses a plan its engine cannot load.
     vllm          compressed-tensors: int4/int8, symmetric or with zero points (WNA16 Marlin)
     transformers  compressed-tensors through transformers: symmetric only (it cannot load packed
                   zero points: llm-compressor issue 1618, compressed-tensors issue 458)
-    autoquant     autoquant's own checkpoints and Triton kernels: every format
+    autoquant     autoquant's own checkpoints and Triton kernels: every int and float format
+    llamacpp      one GGUF file: llama.cpp's block formats (q8_0, q4_0, ...) and f16/bf16
 """
 
 from __future__ import annotations
@@ -56,7 +57,15 @@ def _transformers(fmt: QuantFormat) -> tuple[bool, str]:
 
 
 def _autoquant(fmt: QuantFormat) -> tuple[bool, str]:
+    if fmt.is_gguf:
+        return False, f"{fmt} is a llama.cpp block format, which autoquant's Triton kernels do not run"
     return True, ""
+
+
+def _llamacpp(fmt: QuantFormat) -> tuple[bool, str]:
+    if fmt.is_float or fmt.is_gguf:
+        return True, ""
+    return False, f"{fmt} has no GGUF form; llama.cpp loads its block formats (q8_0, q5_1, q4_0, ...) and fp16/bf16"
 
 
 ENGINES: dict[str, Engine] = {
@@ -65,6 +74,7 @@ ENGINES: dict[str, Engine] = {
         Engine("vllm", "vLLM (compressed-tensors checkpoint)", "compressed-tensors", _vllm),
         Engine("transformers", "transformers (compressed-tensors checkpoint)", "compressed-tensors", _transformers),
         Engine("autoquant", "autoquant's own checkpoint and Triton kernels", "autoquant", _autoquant),
+        Engine("llamacpp", "llama.cpp (one GGUF file)", "gguf", _llamacpp),
     )
 }
 
