@@ -8,6 +8,7 @@ import typer
 
 from autoquant.budgets import format_bytes
 from autoquant.cli._common import ModelOpt, console, err_console
+from autoquant.errors import UserError
 from autoquant.export import export_checkpoint
 from autoquant.memory import ModelShape
 from autoquant.models import resolve_model
@@ -23,6 +24,7 @@ def export(
     out: Annotated[str, typer.Option("--out", "-o", help="New directory for the checkpoint.")],
     model: ModelOpt = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="Keep unquantized tensors in bf16 instead of fp16.")] = False,
+    out_format: Annotated[str, typer.Option("--format", "-f", help="autoquant (a checkpoint directory) or gguf (one FILE.gguf for llama.cpp).")] = "autoquant",
 ) -> None:
     """Quantize MODEL under PLAN and write a checkpoint: packed safetensors + config + tokenizer + plan.
 
@@ -32,7 +34,20 @@ def export(
 
     source = resolve_model(model)
     the_plan = resolve_plan(plan, list(ModelShape.from_source(source).layers), source.display)
+    if out_format == "gguf":
+        _export_gguf(source, the_plan, out)
+        return
+    if out_format != "autoquant":
+        raise UserError(f"--format {out_format!r}: expected autoquant or gguf")
     with err_console.status(f"quantizing {source.display} ({the_plan.summary()})"):
         path = export_checkpoint(source, the_plan, out, dtype=torch.bfloat16 if bf16 else torch.float16)
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     console.print(f"wrote {path} ({format_bytes(size)})")
+
+
+def _export_gguf(source, the_plan, out: str) -> None:
+    from autoquant.export_gguf import export_gguf, tensor_types
+
+    path = export_gguf(source, the_plan, out)
+    kinds = ", ".join(f"{t} x{n}" for t, n in tensor_types(path).most_common())
+    console.print(f"wrote {path} ({format_bytes(path.stat().st_size)}; tensors: {kinds})")
