@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import tempfile
 from pathlib import Path
 
@@ -18,21 +17,13 @@ import torch
 
 from autoquant.apply import temporarily_quantized
 from autoquant.data import evaluation_text, token_windows
+from autoquant.evaluate import perplexity
 from autoquant.export_gguf import export_gguf, tensor_types
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import load_model, load_tokenizer, resolve_model
 from autoquant.plan import resolve_plan
 
 SEQ = 512
-
-
-def perplexity(model, windows: torch.Tensor) -> float:
-    nll = 0.0
-    with torch.no_grad():
-        for w in windows:
-            logits = model(w[None]).logits[0, :-1].float()
-            nll += torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum").item()
-    return math.exp(nll / (windows.shape[0] * (windows.shape[1] - 1)))
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """GGUF export: refusals (fast), and the SmolLM2 round trip through transformers and llama.cpp (slow).
 
 The round trip reads the file with nothing of autoquant's: transformers' own GGUF loader
-(`gguf_file=`) and tokenizer, perplexity in plain torch; and, where llama-cpp-python is
-installed, llama.cpp itself.
+(`gguf_file=`) and tokenizer (autoquant.evaluate only scores the loaded model); and, where
+llama-cpp-python is installed, llama.cpp itself.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 
 from autoquant.cli import main
 from autoquant.errors import UserError
+from autoquant.evaluate import perplexity
 from autoquant.export_gguf import check_gguf_plan, tensor_types
 from autoquant.formats import QuantFormat
 from autoquant.plan import Plan
@@ -58,15 +59,6 @@ def _windows(tokenizer) -> torch.Tensor:
     return ids[:EVAL_TOKENS].reshape(-1, SEQ)
 
 
-def _plain_perplexity(model, windows: torch.Tensor) -> float:
-    nll = 0.0
-    with torch.no_grad():
-        for w in windows:
-            logits = model(w[None]).logits[0, :-1].float()
-            nll += torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum").item()
-    return math.exp(nll / (windows.shape[0] * (SEQ - 1)))
-
-
 @pytest.fixture(scope="module")
 def exported(smollm2, tmp_path_factory):
     from autoquant.export_gguf import export_gguf
@@ -93,12 +85,12 @@ def test_transformers_reads_what_autoquant_measured(exported):
     windows = _windows(tok)
     hf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
     assert hf.config.tie_word_embeddings
-    ppl_file = _plain_perplexity(hf, windows)
+    ppl_file = perplexity(hf, windows)
     ours = load_model(source)
-    ppl_ref = _plain_perplexity(ours, windows)
+    ppl_ref = perplexity(ours, windows)
     quantized = {n: f for n, f in plan.formats.items() if not f.is_float}
     with temporarily_quantized(ours, quantized):
-        ppl_plan = _plain_perplexity(ours, windows)
+        ppl_plan = perplexity(ours, windows)
     assert abs(ppl_file / ppl_plan - 1) < 0.01, (ppl_file, ppl_plan)
     assert ppl_plan > ppl_ref * 1.002  # the quantization is really there, and the test could fail
 
@@ -124,5 +116,5 @@ def test_llama_cpp_runs_the_file(exported):
         nll += torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum").item()
     ppl_llama = math.exp(nll / (windows.shape[0] * (SEQ - 1)))
     hf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32).eval()
-    ppl_hf = _plain_perplexity(hf, windows)
+    ppl_hf = perplexity(hf, windows)
     assert abs(ppl_llama / ppl_hf - 1) < 0.03, (ppl_llama, ppl_hf)
