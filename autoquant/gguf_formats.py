@@ -16,7 +16,7 @@ k-quants. This module works on names; `autoquant.formats.QuantFormat` wraps them
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ def nominal_bits(name: str) -> int:
     return int(m.group(1))
 
 
-@lru_cache(maxsize=None)
+@cache
 def quantizable(name: str) -> bool:
     """Whether the installed gguf package can quantize this type (it raises NotImplementedError
     for types it only dequantizes); asked of the package rather than listed, so a newer gguf

@@ -53,7 +53,9 @@ def _mixed_plan(layers) -> Plan:
 
 
 def _windows(tokenizer) -> torch.Tensor:
-    from autoquant.data import evaluation_text  # the held-out text (wikitext-2 test); only its text
+    from autoquant.data import (
+        evaluation_text,  # the held-out text (wikitext-2 test); only its text
+    )
 
     ids = tokenizer(evaluation_text().text[: EVAL_TOKENS * 8], add_special_tokens=False, return_tensors="pt").input_ids[0]
     return ids[:EVAL_TOKENS].reshape(-1, SEQ)

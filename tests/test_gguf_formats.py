@@ -79,8 +79,9 @@ def test_the_llamacpp_space_and_engine():
 
 
 def test_packed_mode_refuses_block_formats_before_touching_the_model():
-    from autoquant.apply import apply_plan
     from tiny_models import tiny_model
+
+    from autoquant.apply import apply_plan
 
     model = tiny_model("llama")
     names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
