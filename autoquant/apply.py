@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
+from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
 from autoquant.layers import is_linear, linear_weight, set_module
 from autoquant.plan import Plan
@@ -49,6 +50,11 @@ def apply_plan(model: nn.Module, plan: Plan | Mapping[str, QuantFormat], mode: s
     formats = plan.formats if isinstance(plan, Plan) else plan
     if mode not in ("fake", "packed"):
         raise ValueError(f"mode must be 'fake' or 'packed', got {mode!r}")
+    if mode == "packed":  # refuse before any layer is swapped
+        for name, fmt in formats.items():
+            if fmt.is_gguf:
+                raise UserError(f"{name}: {fmt} is a llama.cpp block format, which autoquant's kernels do not run; "
+                                "export the plan with --format gguf")
     for name, fmt in formats.items():
         module = model.get_submodule(name)
         if not is_linear(module):

@@ -13,9 +13,8 @@ its engine cannot load (`engine.loads_layer(fmt, layer)`, which adds the shape r
                   kernel); a grouped layer's input size must be a multiple of its group size
     transformers  compressed-tensors through transformers: symmetric only (it cannot load packed
                   zero points: llm-compressor issue 1618, compressed-tensors issue 458)
-    autoquant     autoquant's own checkpoints and Triton kernels: every format
-
-Adding an engine (llama.cpp for GGUF, say) is one more `Engine` entry in `ENGINES`.
+    autoquant     autoquant's own checkpoints and Triton kernels: every int and float format
+    llamacpp      one GGUF file: llama.cpp's block formats (q8_0, q4_0, ...) and f16/bf16
 """
 
 from __future__ import annotations
@@ -90,7 +89,15 @@ def _transformers(fmt: QuantFormat) -> tuple[bool, str]:
 
 
 def _autoquant(fmt: QuantFormat) -> tuple[bool, str]:
+    if fmt.is_gguf:
+        return False, f"{fmt} is a llama.cpp block format, which autoquant's Triton kernels do not run"
     return True, ""
+
+
+def _llamacpp(fmt: QuantFormat) -> tuple[bool, str]:
+    if fmt.is_float or fmt.is_gguf:
+        return True, ""
+    return False, f"{fmt} has no GGUF form; llama.cpp loads its block formats (q8_0, q5_1, q4_0, ...) and fp16/bf16"
 
 
 ENGINES: dict[str, Engine] = {
@@ -100,6 +107,7 @@ ENGINES: dict[str, Engine] = {
         Engine("transformers", "transformers (compressed-tensors checkpoint)", "compressed-tensors", _transformers,
                _whole_groups),
         Engine("autoquant", "autoquant's own checkpoint and Triton kernels", "autoquant", _autoquant),
+        Engine("llamacpp", "llama.cpp (one GGUF file)", "gguf", _llamacpp),
     )
 }
 
@@ -157,3 +165,8 @@ def restrict_space(space: SearchSpace, engine: Engine) -> SearchSpace:
     name = space.name if engine.name == DEFAULT_ENGINE else f"{space.name}+{engine.name}"
     fields.update(name=name, role_formats=roles, lm_head_formats=lm_head, engine=engine)
     return EngineSpace(**fields)
+
+
+def default_engine(space: str | None = None, fmt: str | None = None) -> str:
+    """The engine when none is named: llama.cpp for the llamacpp space or a GGUF export, else vLLM."""
+    return "llamacpp" if space == "llamacpp" or fmt == "gguf" else DEFAULT_ENGINE

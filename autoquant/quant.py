@@ -1,7 +1,8 @@
 """The quantization arithmetic, in one place.
 
 Round-to-nearest (RTN) quantization of a weight matrix W [N, K] (out, in) into the
-layout described in `autoquant.formats`. Everything that needs the math calls
+layout described in `autoquant.formats` (llama.cpp's block formats are the gguf package's
+arithmetic, wrapped in `autoquant.gguf_formats`; `fake_quantize` serves both). Everything that needs the math calls
 this module: the model quantizers, the Triton kernels' tests and `QuantLinear`,
 the sensitivity proxy and the exporter. Nothing else re-derives it.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from autoquant import gguf_formats
 from autoquant.formats import QuantFormat
 
 _FP16_TINY = 2.0**-24  # smallest positive fp16 (subnormal); keeps scales non-zero
@@ -121,6 +123,8 @@ def quantize(w: torch.Tensor, fmt: QuantFormat) -> QuantizedWeight:
     """RTN-quantize W [N, K] (any float dtype, any device) into its stored form."""
     if w.dim() != 2:
         raise ValueError(f"expected a 2-D weight, got shape {tuple(w.shape)}")
+    if fmt.is_gguf:
+        raise ValueError(f"{fmt} is a llama.cpp block format: gguf_formats.quantize writes its GGUF bytes")
     n, k = w.shape
     scales, zeros = choose_qparams(w, fmt)
     group = fmt.effective_group(k)
@@ -160,6 +164,8 @@ def fake_quantize(w: torch.Tensor, fmt: QuantFormat) -> torch.Tensor:
         return w.to(torch.float16).to(w.dtype)
     if fmt.dtype == "bf16":
         return w.to(torch.bfloat16).to(w.dtype)
+    if fmt.is_gguf:
+        return gguf_formats.fake_quantize(w, fmt.dtype)
     return dequantize(quantize(w, fmt), dtype=w.dtype)
 
 

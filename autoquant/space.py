@@ -78,19 +78,19 @@ class SearchSpace:
         if layer.role == "lm_head":
             if layer.tied and self.tied_lm_head == "keep":
                 return [FP16]
-            return list(self.lm_head_formats)
+            return [f for f in self.lm_head_formats if f.fits(layer.in_features)]
         allowed = self._role_formats(layer.role)
         for other in self._tie_group_of(layer.role):
             theirs = set(self._role_formats(other))
             allowed = tuple(f for f in allowed if f in theirs)
-        return list(allowed)
+        return [f for f in allowed if f.fits(layer.in_features)]  # GGUF rows are whole blocks
 
     def all_formats(self) -> list[QuantFormat]:
         """Union over roles and lm_head, sorted float first then by bits, group, symmetry."""
         found: set[QuantFormat] = set(self.lm_head_formats)
         for formats in self.role_formats.values():
             found.update(formats)
-        return sorted(found, key=lambda f: (not f.is_float, -f.bits, f.group_size or 0, not f.symmetric))
+        return sorted(found, key=lambda f: (not f.is_float, -f.bits, f.group_size or 0, not f.symmetric, str(f)))
 
     def tie_groups(self, layers: list[LinearLayer]) -> list[list[str]]:
         """Layer names that must share a format: tied roles within one block; singletons otherwise.

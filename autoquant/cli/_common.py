@@ -23,12 +23,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Concurrent sequences.")]
 ContextOpt = Annotated[int, typer.Option("--context", "-c", help="Tokens per sequence (prompt + generated).")]
 EngineOpt = Annotated[
-    str,
+    Optional[str],
     typer.Option(
         "--engine",
         help="Where the plan will run: vllm (every format except int8 with zero points, int8-*-asym; "
         "groups must divide a layer's input size), transformers (-sym formats only: it cannot load zero "
-        "points; whole groups only), autoquant (every format, its own checkpoint). search keeps to what it loads; export "
-        "refuses a plan it cannot load.",
+        "points; whole groups only), autoquant (every format, its own checkpoint), llamacpp (GGUF block "
+        "formats q8_0/q5_*/q4_*, one .gguf file). Default: llamacpp for the llamacpp space or --format gguf, "
+        "else vllm. search keeps to what it loads; export refuses a plan it cannot load.",
     ),
 ]

@@ -8,7 +8,7 @@ import typer
 
 from autoquant.costs import format_bytes
 from autoquant.cli._common import EngineOpt, ModelOpt, console
-from autoquant.engines import DEFAULT_ENGINE
+from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.export import DEFAULT_MAX_SHARD_SIZE, FORMATS, export_plan
 from autoquant.memory import ModelShape
@@ -24,7 +24,7 @@ def export(
     plan: Annotated[str, typer.Option("--plan", "-p", help="Plan file (e.g. runs/.../plan.json) or a uniform format.")],
     out: Annotated[str, typer.Option("--out", "-o", help="New directory for the checkpoint.")],
     model: ModelOpt = None,
-    engine: EngineOpt = DEFAULT_ENGINE,
+    engine: EngineOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help=f"Checkpoint format: {', '.join(FORMATS)}. Default: the engine's (compressed-tensors for vllm and transformers).")] = None,
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors shard, e.g. 5GB.")] = DEFAULT_MAX_SHARD_SIZE,
     bf16: Annotated[bool, typer.Option("--bf16", help="Keep unquantized tensors in bf16 instead of fp16.")] = False,
@@ -40,12 +40,16 @@ def export(
     """
     import torch
 
+    engine = engine or default_engine(fmt=fmt)
     the_plan = _plan(plan, model)
     try:
         path = export_plan(the_plan, out, engine=engine, fmt=fmt, model=model, max_shard_size=max_shard_size,
                            dtype=torch.bfloat16 if bf16 else torch.float16, progress=not no_progress)
     except UserError as e:
         raise e.with_flags({"out_dir": "--out"}) from None
+    if path.is_file():  # a GGUF export is one file
+        _print_gguf(path)
+        return
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     console.print(f"wrote {path} ({format_bytes(size)}) for {engine}")
 
@@ -55,3 +59,10 @@ def _plan(spec: str, model: str | None) -> Plan:
         return Plan.load(spec)  # names its own model; export_plan validates it against that model
     source = resolve_model(model)
     return resolve_plan(spec, list(ModelShape.from_source(source).layers), source.spec)
+
+
+def _print_gguf(path) -> None:
+    from autoquant.export_gguf import tensor_types
+
+    kinds = ", ".join(f"{t} x{n}" for t, n in tensor_types(path).most_common())
+    console.print(f"wrote {path} ({format_bytes(path.stat().st_size)}; tensors: {kinds})")

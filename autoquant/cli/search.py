@@ -14,7 +14,7 @@ import typer
 
 from autoquant.costs import parse_latency, parse_quality, parse_size
 from autoquant.cli._common import BatchOpt, ContextOpt, EngineOpt, JsonOpt, ModelOpt, console, err_console
-from autoquant.engines import DEFAULT_ENGINE
+from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.search import (DEFAULT_EVAL_TOKENS, DEFAULT_MEASURE, DEFAULT_SAMPLER, DEFAULT_TRIALS, SAMPLERS,
                               Budgets, SearchRequest, print_report, run_search, to_json)
@@ -49,7 +49,7 @@ def search(
     seed: Annotated[int, typer.Option("--seed", help="Sampler seed.")] = 0,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     as_json: JsonOpt = False,
-    engine: EngineOpt = DEFAULT_ENGINE,
+    engine: EngineOpt = None,
     export_dir: Annotated[Optional[str], typer.Option("--export", help="Also export the recommended plan as a checkpoint for --engine into this new directory (see `autoquant export`).")] = None,
 ) -> None:
     """Search per-layer formats for the Pareto front of quality, memory and latency; recommend one plan.
@@ -61,6 +61,7 @@ def search(
         latency_s=None if latency_budget is None else parse_latency(latency_budget, "--latency-budget"),
         quality=None if quality_budget is None else parse_quality(quality_budget),
     )
+    engine = engine or default_engine(space=space)
     request = SearchRequest(
         budgets=budgets, model=model, hardware=hardware, batch=batch, context=context, space=space,
         trials=trials, study=study, storage=storage, calib=calib, eval=eval_file, eval_tokens=eval_tokens,

@@ -26,7 +26,7 @@ from autoquant.errors import UserError
 from autoquant.export.native import PLAN_FILE, export_checkpoint
 from autoquant.plan import Plan
 
-FORMATS = ("compressed-tensors", "autoquant")
+FORMATS = ("compressed-tensors", "autoquant", "gguf")
 DEFAULT_MAX_SHARD_SIZE = "5GB"
 
 __all__ = ["FORMATS", "export_plan", "export_checkpoint", "load_quantized"]
@@ -59,6 +59,10 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
         raise UserError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if eng.export_format != fmt and eng.name != "autoquant":
         raise UserError(f"engine {eng.name} loads {eng.export_format} checkpoints, not {fmt}")
+    if fmt == "gguf":  # one file for llama.cpp, written by the gguf package (export_gguf checks the plan)
+        from autoquant.export_gguf import export_gguf
+
+        return export_gguf(_source_for(plan, model), plan, out_dir, progress=progress)
     shard_bytes = parse_shard_size(max_shard_size)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):

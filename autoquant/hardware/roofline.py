@@ -33,6 +33,14 @@ DEFAULT_REST = RestCalibration(
 )
 
 
+def _calibrated(table: dict[int, float], bits: int) -> float:
+    """The efficiency of the widest calibrated width at or below `bits` (the narrowest below
+    it all): llama.cpp's 5- and 6-bit block formats were never timed, so they borrow the
+    4- or 8-bit figure, and stay estimates like every roofline number."""
+    fitting = [b for b in table if b <= bits]
+    return table[max(fitting) if fitting else min(table)]
+
+
 def layer_bytes(out_features: int, in_features: int, fmt: QuantFormat, tokens: int) -> int:
     return fmt.storage_bytes(out_features, in_features) + tokens * (in_features + out_features) * ACT_BYTES
 
@@ -47,8 +55,8 @@ def roofline_seconds(
     bw_efficiency: float | None = None, flops_efficiency: float | None = None, launch_s: float = LAUNCH_S,
 ) -> float:
     """Efficiencies default to the calibrated ones for the format's bit width."""
-    bw_efficiency = BW_EFFICIENCY[fmt.bits] if bw_efficiency is None else bw_efficiency
-    flops_efficiency = FLOPS_EFFICIENCY[fmt.bits] if flops_efficiency is None else flops_efficiency
+    bw_efficiency = _calibrated(BW_EFFICIENCY, fmt.bits) if bw_efficiency is None else bw_efficiency
+    flops_efficiency = _calibrated(FLOPS_EFFICIENCY, fmt.bits) if flops_efficiency is None else flops_efficiency
     t_mem = layer_bytes(out_features, in_features, fmt, tokens) / (bandwidth * bw_efficiency)
     t_math = layer_flops(out_features, in_features, tokens) / (fp16_flops * flops_efficiency)
     return max(t_mem, t_math) + launch_s

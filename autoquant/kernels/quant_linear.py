@@ -35,6 +35,8 @@ class QuantLinear(nn.Module):
         fmt = QuantFormat.parse(fmt) if isinstance(fmt, str) else fmt
         if fmt.is_float:
             raise ValueError(f"QuantLinear stores integer formats; keep {fmt} layers as nn.Linear")
+        if fmt.is_gguf:
+            raise ValueError(f"{fmt} is a llama.cpp block format: no Triton kernel runs it; export it as GGUF")
         if dtype not in _KERNEL_DTYPES:
             raise ValueError(f"compute dtype must be fp16 or bf16, got {dtype}")
         self.in_features = in_features

@@ -40,6 +40,12 @@ from autoquant.search.study import SearchStudy, default_storage, encode_choice, 
 from autoquant.space import load_space
 
 BASELINES = ("fp16", "int8-pc-sym", "int4-g128-asym")
+GGUF_BASELINES = ("fp16", "q8_0", "q4_0")  # what llama.cpp users pick by hand
+
+
+def baselines_for(space: SearchSpace) -> tuple[str, ...]:
+    """The uniform plans a front is compared with: those the space's users would otherwise run."""
+    return GGUF_BASELINES if any(f.is_gguf for f in space.all_formats()) else BASELINES
 
 
 class _ZeroKL:
@@ -150,13 +156,14 @@ def _measure(
     """
     cached = study.measurements()
     key = (eval_text.fingerprint, req.eval_tokens)
-    todo = sum(study.baseline(b, *key) is None for b in BASELINES)
+    labels = baselines_for(problem.space)
+    todo = sum(study.baseline(b, *key) is None for b in labels)
     todo += sum((encode_choice(records[i].choice), *key) not in cached for i in measure_set)
     baselines, plans = [], []
     with Progress(req.progress and todo > 0) as ui:
         measurer = LazyMeter(source, eval_text, req.eval_tokens, ui)
         bar = ui.phase("measuring plans (eval text)", todo)
-        for label in BASELINES:
+        for label in labels:
             plan = Plan.uniform(QuantFormat.parse(label), problem.layers, source.display)
             m = study.baseline(label, *key)
             if m is None:
