@@ -14,7 +14,8 @@ Follow one `autoquant schedule run fleet.yaml` through the package:
 from autoquant.schedule.catalog import (CATALOG_VERSION, DEFAULT_CATALOG_DIR, Catalog, CatalogEntry, Latency,
                                         Quality, read_catalog, write_catalog)
 from autoquant.schedule.fleet import BudgetSpec, FleetSpec, Workload, load_fleet, parse_fleet
-from autoquant.schedule.runner import ScheduleReport, SearchOutcome, run_schedule
+from autoquant.schedule.catalog import SearchOutcome
+from autoquant.schedule.runner import ScheduleReport, run_schedule
 from autoquant.schedule.status import TargetStatus, target_status
 from autoquant.schedule.targets import ResolvedTarget, Target, expand, resolve_all
 

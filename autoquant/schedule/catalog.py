@@ -123,3 +123,19 @@ def read_catalog(directory: str | os.PathLike) -> Catalog:
 def write_catalog(catalog: Catalog) -> Path:
     """Atomically: a temp file, then a rename (jsonfile.write_json)."""
     return write_json(catalog.path, catalog.to_dict())
+
+
+@dataclass
+class SearchOutcome:
+    """What one search task sends back to the driver."""
+
+    target_id: str
+    feasible: bool
+    reason: str = ""  # why no plan fits
+    quality: Quality | None = None
+    memory_bytes: int | None = None
+    latency: Latency | None = None
+    formats: dict[str, str] | None = None  # the recommended plan, layer -> format
+    files: dict[str, bytes] = field(default_factory=dict)  # name -> content
+    seconds: float = 0.0
+    error: str = ""  # an unexpected failure: the target stays stale

@@ -19,12 +19,13 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autoquant.errors import NoPlanFitsError, UserError
-from autoquant.schedule.catalog import (Catalog, CatalogEntry, Latency, Quality, read_catalog, target_dir,
+from autoquant.schedule.catalog import (Catalog, CatalogEntry, Latency, Quality, SearchOutcome, read_catalog,
+                                        target_dir,
                                         write_catalog)
 from autoquant.schedule.changes import Change, append_changes, compare
 from autoquant.schedule.fleet import DEFAULT_MODEL, FleetSpec
@@ -32,22 +33,6 @@ from autoquant.schedule.status import TargetStatus, target_status
 from autoquant.schedule.targets import ResolvedTarget
 
 _KEEP = ("plan.json", "front.json", "front.png", "sensitivity.json")  # of a search's run directory
-
-
-@dataclass
-class SearchOutcome:
-    """What one search task sends back to the driver."""
-
-    target_id: str
-    feasible: bool
-    reason: str = ""  # why no plan fits
-    quality: Quality | None = None
-    memory_bytes: int | None = None
-    latency: Latency | None = None
-    formats: dict[str, str] | None = None  # the recommended plan, layer -> format
-    files: dict[str, bytes] = field(default_factory=dict)  # name -> content
-    seconds: float = 0.0
-    error: str = ""  # an unexpected failure: the target stays stale
 
 
 @dataclass
