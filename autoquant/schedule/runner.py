@@ -25,8 +25,7 @@ from typing import Any
 
 from autoquant.errors import NoPlanFitsError, UserError
 from autoquant.schedule.catalog import (Catalog, CatalogEntry, Latency, Quality, SearchOutcome, read_catalog,
-                                        target_dir,
-                                        write_catalog)
+                                        target_dir, write_catalog)
 from autoquant.schedule.changes import Change, append_changes, compare
 from autoquant.schedule.fleet import DEFAULT_MODEL, FleetSpec
 from autoquant.schedule.status import TargetStatus, target_status
