@@ -79,6 +79,17 @@ def _logprobs(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(logits.float(), dim=-1)
 
 
+@torch.inference_mode()
+def perplexity(model: nn.Module, windows: torch.Tensor, batch_size: int = BATCH_SIZE) -> float:
+    """Perplexity of any causal LM on windows [n, seq] of token ids, by the meter's arithmetic:
+    for models loaded without autoquant (an exported checkpoint in transformers, say)."""
+    nll = 0.0
+    for batch in windows.split(batch_size):
+        lp = _logprobs(model, batch)
+        nll += -lp.gather(-1, batch[:, 1:].to(lp.device).unsqueeze(-1)).sum().item()
+    return math.exp(nll / (windows.shape[0] * (windows.shape[1] - 1)))
+
+
 class QualityMeter:
     """Measures variants of one loaded model on fixed windows [n, seq] of token ids."""
 

@@ -1,7 +1,7 @@
 """GGUF export: refusals (fast), and the SmolLM2 round trip through transformers and llama.cpp (slow).
 
 The round trip reads the file with nothing of autoquant's: transformers' own GGUF loader
-(`gguf_file=`) and tokenizer (autoquant.evaluate only scores the loaded model); and, where
+(`gguf_file=`) and tokenizer (autoquant.quality.perplexity only scores the loaded model); and, where
 llama-cpp-python is installed, llama.cpp itself.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from autoquant.cli import main
 from autoquant.errors import UserError
-from autoquant.evaluate import perplexity
+from autoquant.quality import perplexity
 from autoquant.export_gguf import check_gguf_plan, tensor_types
 from autoquant.formats import QuantFormat
 from autoquant.plan import Plan

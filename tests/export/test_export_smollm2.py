@@ -12,7 +12,7 @@ import torch
 
 from autoquant.cli import main
 from autoquant.data import evaluation_text, token_windows
-from autoquant.evaluate import perplexity
+from autoquant.quality import perplexity
 from autoquant.formats import QuantFormat
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
