@@ -77,7 +77,7 @@ def main() -> None:
     subprocess.run(cmd, check=True)
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
-    from autoquant.budgets import parse_size
+    from autoquant.costs import parse_size
 
     exported = sum(p.stat().st_size for p in (work / "export").iterdir())
     result = {

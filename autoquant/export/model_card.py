@@ -9,7 +9,7 @@ from autoquant.plan import Plan
 
 
 def _fmt_bytes(n: float) -> str:
-    from autoquant.budgets import format_bytes
+    from autoquant.costs import format_bytes
 
     return format_bytes(int(n))
 

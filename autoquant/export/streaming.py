@@ -80,7 +80,7 @@ class SourceTensors:
 
 
 def parse_shard_size(text: str | int) -> int:
-    from autoquant.budgets import parse_size
+    from autoquant.costs import parse_size
 
     return text if isinstance(text, int) else parse_size(text, "--max-shard-size")
 

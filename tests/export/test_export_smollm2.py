@@ -17,7 +17,7 @@ from autoquant.formats import QuantFormat
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
 from autoquant.plan import Plan
-from autoquant.search.measure import SEQ_LEN
+from autoquant.quality import SEQ_LEN
 
 # Profiling the aggressive space on a shared CPU machine can pass the default 15 minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
