@@ -121,16 +121,29 @@ def quantize(w: torch.Tensor, fmt: QuantFormat) -> QuantizedWeight:
     """RTN-quantize W [N, K] (any float dtype, any device) into its stored form."""
     if w.dim() != 2:
         raise ValueError(f"expected a 2-D weight, got shape {tuple(w.shape)}")
-    n, k = w.shape
     scales, zeros = choose_qparams(w, fmt)
-    group = fmt.effective_group(k)
-    g = _grouped(w.detach().float(), group)
+    return pack_weight(quantize_codes(w, fmt, scales, zeros), fmt, scales, zeros)
+
+
+def quantize_codes(
+    w: torch.Tensor, fmt: QuantFormat, scales: torch.Tensor, zeros: torch.Tensor | None
+) -> torch.Tensor:
+    """Round W [N, K] to unpacked uint8 codes [N, K] under given qparams ([N, G], G groups of W)."""
+    n, k = w.shape
+    g = _grouped(w.detach().float(), fmt.effective_group(k) if scales.shape[1] > 1 else k)
     z = float(fmt.sym_zero) if zeros is None else zeros.float().unsqueeze(2)
     q = torch.round(g / scales.float().unsqueeze(2)) + z
-    codes = q.clamp(0, fmt.qmax).to(torch.uint8).reshape(n, -1)[:, :k]
-    if fmt.bits == 4:
-        codes = pack_int4(codes)
-    return QuantizedWeight(fmt, (n, k), codes.contiguous(), scales.contiguous(), zeros)
+    return q.clamp(0, fmt.qmax).to(torch.uint8).reshape(n, -1)[:, :k]
+
+
+def pack_weight(
+    codes: torch.Tensor, fmt: QuantFormat, scales: torch.Tensor, zeros: torch.Tensor | None
+) -> QuantizedWeight:
+    """Unpacked codes [N, K] and their qparams -> the stored form (int4 packed two a byte)."""
+    n, k = codes.shape
+    packed = pack_int4(codes) if fmt.bits == 4 else codes
+    return QuantizedWeight(fmt, (n, k), packed.contiguous(), scales.contiguous(),
+                           None if zeros is None else zeros.contiguous())
 
 
 def unpacked_codes(qw: QuantizedWeight) -> torch.Tensor:
