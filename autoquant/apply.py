@@ -26,7 +26,7 @@ from autoquant.formats import QuantFormat
 from autoquant.layers import is_linear, layer_role, linear_weight, set_module
 from autoquant.plan import Plan
 from autoquant.quant import dequantize, fake_quantize
-from autoquant.quantizers import AWQ_ROLES, CALIBRATED, InputMoments, awq_scales, quantize_weight
+from autoquant.quantizers import AWQ_ROLES, CALIBRATED, InputMoments, awq_scales, fake_quantize_weight, quantize_weight
 
 
 def _untie(model: nn.Module, name: str) -> None:
@@ -181,11 +181,20 @@ def fold_awq_scales(
 
 
 @contextlib.contextmanager
-def temporarily_quantized(model: nn.Module, formats: Mapping[str, QuantFormat]) -> Iterator[nn.Module]:
+def temporarily_quantized(
+    model: nn.Module,
+    formats: Mapping[str, QuantFormat],
+    quantizers: Mapping[str, str] | None = None,
+    moments: Mapping[str, object] | None = None,
+) -> Iterator[nn.Module]:
     """Fake-quantize some layers for the duration of the block, then restore the originals.
 
-    Used to measure one layer's effect at a time without reloading the model.
+    Used to measure one layer's effect at a time without reloading the model. Each layer is
+    quantized alone (`fake_quantize_weight`): awq with its own s, not the one its input's
+    other readers would share under `apply_plan`.
     """
+    quantizers = quantizers or {}
+    moments = moments or {}
     saved = {}
     for name in formats:
         module = model.get_submodule(name)
@@ -195,7 +204,9 @@ def temporarily_quantized(model: nn.Module, formats: Mapping[str, QuantFormat]) 
         with torch.no_grad():
             for name, fmt in formats.items():
                 module = model.get_submodule(name)
-                _set_weight_nk(module, fake_quantize(linear_weight(module), fmt))
+                q = quantizers.get(name, "rtn")
+                h = None if moments.get(name) is None else torch.as_tensor(moments[name])
+                _set_weight_nk(module, fake_quantize_weight(linear_weight(module), fmt, q, h))
         yield model
     finally:
         for name, weight in saved.items():

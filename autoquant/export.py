@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from autoquant.apply import apply_plan
+from autoquant.calibration import input_moments, needs_calibration
 from autoquant.errors import UserError
 from autoquant.layers import discover_layers, linear_weight, set_module
 from autoquant.models import ModelSource, load_model, load_tokenizer
@@ -49,7 +50,8 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
     model = load_model(source, dtype=torch.float32)
     layers = discover_layers(model)
     plan.validate(layers)
-    apply_plan(model, plan, mode="packed")
+    calibration = input_moments(model, load_tokenizer(source)) if needs_calibration(plan) else None
+    apply_plan(model, plan, mode="packed", calibration=calibration)
     _cast_float_weights(model, dtype)
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, str(out / WEIGHTS_FILE))  # handles a tied lm_head (shared tensor) once
@@ -59,7 +61,7 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
     except UserError:
         pass  # a model directory without a tokenizer exports without one
     meta = dict(plan.metadata, export_dtype=str(dtype).removeprefix("torch."))
-    Plan(plan.formats, plan.model or source.display, meta).save(out / PLAN_FILE)
+    Plan(plan.formats, plan.model or source.display, meta, dict(plan.quantizers)).save(out / PLAN_FILE)
     (out / "README.md").write_text(
         _README.format(name=source.display, summary=plan.summary(), bpw=plan.bits_per_weight(layers), path=out)
     )

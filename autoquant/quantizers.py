@@ -54,6 +54,22 @@ def parse_quantizer(name: str) -> str:
     return q
 
 
+def choice_key(fmt: QuantFormat | str, quantizer: str = "rtn") -> str:
+    """How a (format, quantizer) pair is named in profiles and caches: `int4-g128-asym` for rtn
+    (so RTN results keep their old names), `int4-g128-asym@gptq` otherwise."""
+    return str(fmt) if quantizer == "rtn" else f"{fmt}@{quantizer}"
+
+
+def parse_choice(key: str) -> tuple[QuantFormat, str]:
+    fmt, _, quantizer = key.partition("@")
+    return QuantFormat.parse(fmt), parse_quantizer(quantizer or "rtn")
+
+
+def versions_key() -> str:
+    """The quantizers' method versions, for cache keys."""
+    return ",".join(f"{q}{v}" for q, v in sorted(QUANTIZER_VERSIONS.items()))
+
+
 def quantize_weight(w: torch.Tensor, fmt: QuantFormat, quantizer: str = "rtn", h: torch.Tensor | None = None) -> QuantizedWeight:
     """W [N, K] under `fmt` by `quantizer`; gptq and awq need H [K, K] of the layer's input.
 

@@ -14,6 +14,8 @@ A space is a small YAML file (bundled ones live in the `search_spaces` package):
       formats: [fp16, int8-pc-sym]
       tied: keep                  # keep: a tied lm_head stays 16-bit | search: let it be quantized
     embeddings: keep              # embeddings are a lookup table: autoquant keeps them 16-bit
+    quantizers:                   # per role, as formats (optional; absent: rtn only)
+      default: [rtn, gptq, awq]   # awq only where its scales fold (q/k/v, gate/up, down)
 
 Why ties: q/k/v (and gate/up) read the same input, so a runtime fuses them into one matmul
 that needs one format; searching them jointly also shrinks the space threefold.
@@ -22,6 +24,8 @@ Why `tied: keep`: quantizing a tied lm_head unties it, adding a copy of the voca
 
 `formats_for(layer)` is what the profiler measures and the search chooses from; for a tied
 layer it is the intersection over its group's roles, so every member offers the same choices.
+`quantizers_for(layer)` are the quantizers (autoquant.quantizers) profiled for each of them; they
+cost the same bytes and time, so the search takes the one of least estimated KL per (layer, format).
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ import yaml
 from autoquant.errors import UserError
 from autoquant.formats import FP16, QuantFormat
 from autoquant.layers import ROLES, LinearLayer
+from autoquant.quantizers import AWQ_ROLES, parse_quantizer
 
-_TOP_KEYS = ("name", "description", "formats", "tie", "lm_head", "embeddings")
+_TOP_KEYS = ("name", "description", "formats", "tie", "lm_head", "embeddings", "quantizers")
 _LM_HEAD_KEYS = ("formats", "tied")
 _TIED_RULES = ("keep", "search")
 _EMBEDDING_RULES = ("keep",)
@@ -57,6 +62,7 @@ class SearchSpace:
     embeddings: str = "keep"
     description: str = ""
     source: str = field(default="", compare=False)  # file it came from, for messages
+    role_quantizers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role or "default"; {} = rtn only
 
     # ---- what a layer may take -------------------------------------------
     def _role_formats(self, role: str) -> tuple[QuantFormat, ...]:
@@ -79,6 +85,11 @@ class SearchSpace:
             theirs = set(self._role_formats(other))
             allowed = tuple(f for f in allowed if f in theirs)
         return list(allowed)
+
+    def quantizers_for(self, layer: LinearLayer) -> list[str]:
+        """Quantizers a layer may use (rtn only where the space names none); awq where it folds."""
+        allowed = self.role_quantizers.get(layer.role, self.role_quantizers.get("default", ("rtn",)))
+        return [q for q in allowed if q != "awq" or layer.role in AWQ_ROLES]
 
     def all_formats(self) -> list[QuantFormat]:
         """Union over roles and lm_head, sorted float first then by bits, group, symmetry."""
@@ -110,6 +121,7 @@ class SearchSpace:
             "tie": [list(g) for g in self.tie_roles],
             "lm_head": {"formats": [str(f) for f in self.lm_head_formats], "tied": self.tied_lm_head},
             "embeddings": self.embeddings,
+            **({"quantizers": {r: list(qs) for r, qs in self.role_quantizers.items()}} if self.role_quantizers else {}),
         }
 
 
@@ -212,8 +224,27 @@ def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
         )
     description = data.get("description", "") or ""
     return SearchSpace(
-        name, role_formats, tuple(tie_roles), lm_formats, tied, emb, str(description).strip(), source
+        name, role_formats, tuple(tie_roles), lm_formats, tied, emb, str(description).strip(), source,
+        _parse_quantizers(source, data.get("quantizers")),
     )
+
+
+def _parse_quantizers(source: str, value: Any) -> dict[str, tuple[str, ...]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or "default" not in value:
+        raise _fail(source, "quantizers", "expected a mapping of role -> list of quantizers, with a `default` entry")
+    _check_keys(source, "quantizers.", value, (*_ROLE_KEYS, "lm_head"))
+    out = {}
+    for role, names in value.items():
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names:
+            raise _fail(source, f"quantizers.{role}", "expected a non-empty list, e.g. [rtn, gptq, awq]")
+        try:
+            out[str(role)] = tuple(dict.fromkeys(parse_quantizer(str(n)) for n in names))
+        except ValueError as e:
+            raise _fail(source, f"quantizers.{role}", str(e)) from None
+    return out
 
 
 def load_space(path: str | None) -> SearchSpace:

@@ -208,3 +208,48 @@ def test_input_moments_come_from_the_sensitivity_hooks():
     assert torch.allclose(torch.as_tensor(stats.moment("model.layers.0.self_attn.v_proj")), xs.T @ xs / len(xs), atol=1e-4)
     assert linear_weight(model.model.layers[0].self_attn.q_proj).shape == (64, 64)
     assert callable(input_moments)
+
+
+# ---- the choice in spaces, profiles and the search ----------------------------------
+def test_space_quantizers_per_role_and_awq_only_where_it_folds():
+    from autoquant.space import load_space, parse_space
+    from autoquant.layers import LinearLayer
+
+    space = parse_space({"formats": {"default": ["fp16", "int4-g128-asym"]},
+                         "quantizers": {"default": ["rtn", "gptq", "awq"], "down": ["rtn"]}})
+    q = LinearLayer("m.layers.0.self_attn.q_proj", 8, 8, "q", 0)
+    o = LinearLayer("m.layers.0.self_attn.o_proj", 8, 8, "o", 0)
+    down = LinearLayer("m.layers.0.mlp.down_proj", 8, 8, "down", 0)
+    assert space.quantizers_for(q) == ["rtn", "gptq", "awq"]
+    assert space.quantizers_for(o) == ["rtn", "gptq"]
+    assert space.quantizers_for(down) == ["rtn"]
+    assert parse_space({"formats": {"default": ["fp16"]}}).quantizers_for(q) == ["rtn"]  # absent: rtn only
+    assert "awq" in load_space(None).quantizers_for(q)  # the default space lets the search choose
+    with pytest.raises(UserError, match="quantizers.default"):
+        parse_space({"formats": {"default": ["fp16"]}, "quantizers": {"default": ["magic"]}})
+
+
+def test_profile_targets_name_each_format_and_quantizer():
+    from tiny_models import tiny_model
+    from autoquant.sensitivity.profile import profile_targets
+    from autoquant.space import parse_space
+
+    model = tiny_model("llama")
+    space = parse_space({"formats": {"default": ["fp16", "int4-g32-asym"]}, "quantizers": {"default": ["rtn", "gptq", "awq"]}})
+    targets = profile_targets(discover_layers(model), space, model)
+    assert targets["model.layers.0.mlp.down_proj"] == ["int4-g32-asym", "int4-g32-asym@gptq", "int4-g32-asym@awq"]
+    assert targets["model.layers.0.self_attn.o_proj"] == ["int4-g32-asym", "int4-g32-asym@gptq"]
+
+
+def test_table_keeps_the_least_kl_quantizer_and_the_search_plan_uses_it():
+    from autoquant.sensitivity.table import SensitivityEntry, best_quantizers
+
+    entries = [
+        SensitivityEntry("a", "int4-g128-asym", 1.0, None, None, "rtn"),
+        SensitivityEntry("a", "int4-g128-asym", 0.4, None, None, "gptq"),
+        SensitivityEntry("a", "int4-g128-asym", 0.5, 0.9, None, "awq"),  # measured: its KL counts
+        SensitivityEntry("a", "int8-pc-sym", 0.1, None, None, "rtn"),
+    ]
+    best, rest = best_quantizers(entries, proxy_to_kl=2.0)
+    assert best[("a", "int4-g128-asym")].quantizer == "gptq" and best[("a", "int8-pc-sym")].quantizer == "rtn"
+    assert len(rest) == 2

@@ -19,6 +19,15 @@ ModelOpt = Annotated[
         "Default: the embedded SmolLM2-135M-Instruct.",
     ),
 ]
+QuantizerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--quantizer",
+        "-q",
+        help="How a uniform --plan chooses codes: rtn (round-to-nearest), gptq, or awq (where its scales "
+        "fold: q/k/v, gate/up, down; rtn elsewhere). gptq/awq calibrate on wikitext-2 validation.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Concurrent sequences.")]
 ContextOpt = Annotated[int, typer.Option("--context", "-c", help="Tokens per sequence (prompt + generated).")]

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from autoquant.apply import apply_plan
 from autoquant.budgets import format_bytes
-from autoquant.cli._common import JsonOpt, ModelOpt, console, err_console
+from autoquant.calibration import input_moments, needs_calibration
+from autoquant.cli._common import JsonOpt, ModelOpt, QuantizerOpt, console, err_console
 from autoquant.data import calibration_text, evaluation_text, token_windows
 from autoquant.errors import UserError
 from autoquant.evaluate import QualityEvaluator
@@ -32,11 +33,12 @@ def evaluate(
     eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Tokens of evaluation text.")] = 8192,
     seq_len: Annotated[int, typer.Option("--seq-len", help="Tokens per evaluation window.")] = 512,
     as_json: JsonOpt = False,
+    quantizer: QuantizerOpt = None,
 ) -> None:
     """Measure perplexity and KL divergence (vs the unquantized model) of each PLAN on held-out text.
 
-    Weights are really quantized (round-to-nearest, then dequantized for the CPU/GPU forward),
-    so the numbers are measured, not estimated.
+    Weights are really quantized (by --quantizer, round-to-nearest by default; then dequantized for
+    the CPU/GPU forward), so the numbers are measured, not estimated.
     """
     if eval_tokens < seq_len or seq_len < 2:
         raise UserError(f"--eval-tokens ({eval_tokens}) must be at least --seq-len ({seq_len}), and --seq-len at least 2")
@@ -44,7 +46,7 @@ def evaluate(
     text = evaluation_text(eval_file, calib=calibration_text())
     shape = ModelShape.from_source(source)
     layers = list(shape.layers)
-    resolved = [(p, resolve_plan(p, layers, source.display)) for p in plans]
+    resolved = [(p, resolve_plan(p, layers, source.display, quantizer)) for p in plans]
     rows = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("loading model", total=None)
@@ -53,10 +55,15 @@ def evaluate(
         bar.update(task, description=f"reference forward ({windows.numel()} tokens)")
         evaluator = QualityEvaluator(reference_model, windows)
         del reference_model
+        moments = None
         for name, plan in resolved:
             bar.update(task, description=f"evaluating {name}")
             t0 = time.perf_counter()
-            result = evaluator.evaluate(apply_plan(load_model(source), plan, mode="fake"))
+            quantized = load_model(source)
+            if needs_calibration(plan) and moments is None:
+                bar.update(task, description="calibration pass (gptq/awq input moments)")
+                moments = input_moments(quantized, load_tokenizer(source))
+            result = evaluator.evaluate(apply_plan(quantized, plan, mode="fake", calibration=moments))
             mem = estimate_memory(shape, plan)
             rows.append({
                 "plan": name,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from autoquant.budgets import format_bytes
-from autoquant.cli._common import ModelOpt, console, err_console
+from autoquant.cli._common import ModelOpt, QuantizerOpt, console, err_console
 from autoquant.export import export_checkpoint
 from autoquant.memory import ModelShape
 from autoquant.models import resolve_model
@@ -23,6 +23,7 @@ def export(
     out: Annotated[str, typer.Option("--out", "-o", help="New directory for the checkpoint.")],
     model: ModelOpt = None,
     bf16: Annotated[bool, typer.Option("--bf16", help="Keep unquantized tensors in bf16 instead of fp16.")] = False,
+    quantizer: QuantizerOpt = None,
 ) -> None:
     """Quantize MODEL under PLAN and write a checkpoint: packed safetensors + config + tokenizer + plan.
 
@@ -31,7 +32,7 @@ def export(
     import torch
 
     source = resolve_model(model)
-    the_plan = resolve_plan(plan, list(ModelShape.from_source(source).layers), source.display)
+    the_plan = resolve_plan(plan, list(ModelShape.from_source(source).layers), source.display, quantizer)
     with err_console.status(f"quantizing {source.display} ({the_plan.summary()})"):
         path = export_checkpoint(source, the_plan, out, dtype=torch.bfloat16 if bf16 else torch.float16)
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())

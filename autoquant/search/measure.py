@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from autoquant.apply import temporarily_quantized
+from autoquant.calibration import needs_calibration
 from autoquant.data import TextSource, token_windows
 from autoquant.evaluate import QualityEvaluator
 from autoquant.models import ModelSource, load_model, load_tokenizer
@@ -51,9 +52,10 @@ class PlanMeasurer:
     """Scores plans on fixed evaluation windows; built once per search."""
 
     def __init__(self, source: ModelSource, text: TextSource, tokens: int = DEFAULT_EVAL_TOKENS,
-                 device: str | None = None) -> None:
+                 device: str | None = None, calib: TextSource | None = None) -> None:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.text = text
+        self.source, self.calib, self._moments = source, calib, None  # gptq/awq: moments on first use
         self.model = load_model(source, dtype=torch.float32, device=device)
         seq_len = min(SEQ_LEN, tokens)
         windows = token_windows(load_tokenizer(source), text, seq_len, tokens)
@@ -72,9 +74,27 @@ class PlanMeasurer:
         if not quantized:
             return self.reference
         t = time.perf_counter()
-        with temporarily_quantized(self.model, quantized):
-            q = self.evaluator.evaluate(self.model)
+        if needs_calibration(plan):
+            q = self._evaluate_calibrated(plan)
+        else:
+            with temporarily_quantized(self.model, quantized):
+                q = self.evaluator.evaluate(self.model)
         return Measurement(
             q.perplexity, q.kl, q.ppl_change(self.reference.perplexity), q.tokens,
             self.text.name, self.text.fingerprint, time.perf_counter() - t,
         )
+
+    def _evaluate_calibrated(self, plan: Plan):
+        """gptq/awq plans as `apply_plan` builds them (awq folded into norms: on a copy of the model)."""
+        import copy
+
+        from autoquant.apply import apply_plan
+        from autoquant.calibration import input_moments
+
+        if self._moments is None:
+            self._moments = input_moments(self.model, load_tokenizer(self.source), self.calib)
+        model = apply_plan(copy.deepcopy(self.model), plan, "fake", self._moments)
+        try:
+            return self.evaluator.evaluate(model)
+        finally:
+            del model

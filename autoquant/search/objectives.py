@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from autoquant.budgets import QualityBudget
@@ -109,6 +109,14 @@ class TieGroup:
         return len(self.choices) > 1
 
 
+def _table_quantizers(table: KLTable, groups: list[TieGroup]) -> dict[tuple[str, str], str]:
+    """What `quantizer_for` says per (layer, quantized format); {} for tables without quantizers."""
+    quantizer_for = getattr(table, "quantizer_for", None)
+    if quantizer_for is None:
+        return {}
+    return {(n, str(f)): quantizer_for(n, f) for g in groups for n in g.layers for f in g.choices if not f.is_float}
+
+
 def group_label(names: Sequence[str]) -> str:
     """`a.b.q_proj|k_proj|v_proj`: the common parent once, then the leaves."""
     if len(names) == 1:
@@ -161,6 +169,8 @@ class SearchProblem:
     context: int = 4096
     model_name: str = ""
     rest: _Rest | None = None
+    # (layer, format) -> its quantizer, the table's least-KL one (all cost the same bytes and time)
+    quantizers: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -190,7 +200,7 @@ class SearchProblem:
                 pre = tuple(sum(times[(n, f)][1] for n in names) for f in choices)
                 meas = tuple(all(times[(n, f)][2] for n in names) for f in choices)
             groups.append(TieGroup(group_label(names), tuple(names), choices, kl, nbytes, dec, pre, meas))
-        return cls(shape, space, groups, latency, batch, context, model_name, rest)
+        return cls(shape, space, groups, latency, batch, context, model_name, rest, _table_quantizers(table, groups))
     @property
     def layers(self) -> list[LinearLayer]:
         return list(self.shape.layers)
@@ -207,7 +217,9 @@ class SearchProblem:
             for name in g.layers:
                 formats[name] = g.choices[c]
         # Keep the model's module order, as every other plan does.
-        return Plan({l.name: formats[l.name] for l in self.shape.layers}, self.model_name)
+        quantizers = {n: self.quantizers[(n, str(f))] for n, f in formats.items() if (n, str(f)) in self.quantizers}
+        return Plan({l.name: formats[l.name] for l in self.shape.layers}, self.model_name,
+                    quantizers={n: q for n, q in quantizers.items() if q != "rtn"})
 
     def choice_of(self, plan: Plan) -> list[int]:
         """The inverse of `plan`; ValueError when the plan is outside the space."""

@@ -130,6 +130,9 @@ class _ZeroKL:
     def estimated_kl(self, layer: str, fmt: QuantFormat | str) -> float:
         return 0.0
 
+    def quantizer_for(self, layer: str, fmt: QuantFormat | str) -> str:
+        return "rtn"
+
 
 # ---- 2. budgets nothing can meet -------------------------------------------------------------
 def check_reachable(problem: SearchProblem, budgets: Budgets, hardware: str) -> None:
@@ -354,7 +357,7 @@ def _measure(
     todo += sum((encode_choice(records[i].choice), *key) not in cached for i in measure_set)
     baselines, plans = [], []
     with Progress(req.progress and todo > 0) as ui:
-        measurer = _LazyMeasurer(source, eval_text, req.eval_tokens, ui)
+        measurer = _LazyMeasurer(source, eval_text, req.eval_tokens, ui, calibration_text(req.calib))
         bar = ui.phase("measuring plans (eval text)", todo)
         for label in BASELINES:
             plan = Plan.uniform(QuantFormat.parse(label), problem.layers, source.display)
@@ -382,14 +385,15 @@ class _LazyMeasurer:
     """Loads the model and the reference only when a measurement is not cached: a rerun whose
     plans were all measured before finishes in seconds."""
 
-    def __init__(self, source: ModelSource, text: TextSource, tokens: int, ui: Progress) -> None:
-        self.source, self.text, self.tokens, self.ui = source, text, tokens, ui
+    def __init__(self, source: ModelSource, text: TextSource, tokens: int, ui: Progress,
+                 calib: TextSource | None = None) -> None:
+        self.source, self.text, self.tokens, self.ui, self.calib = source, text, tokens, ui, calib
         self._measurer: PlanMeasurer | None = None
 
     def measure(self, plan: Plan) -> dict[str, Any]:
         if self._measurer is None:
             task = self.ui.phase("loading model + reference", 1)
-            self._measurer = PlanMeasurer(self.source, self.text, self.tokens)
+            self._measurer = PlanMeasurer(self.source, self.text, self.tokens, calib=self.calib)
             self.ui.advance(task)
         # Keyed by the requested token count: the cache is checked before any tokenizing.
         return {**self._measurer.measure(plan).to_dict(), "eval_tokens": self.tokens}

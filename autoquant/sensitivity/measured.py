@@ -39,7 +39,8 @@ class KLMeter:
     def reference_perplexity(self) -> float:
         return self.evaluator.reference.perplexity
 
-    def measure(self, layer: str, fmt: QuantFormat) -> Measurement:
-        with temporarily_quantized(self.model, {layer: fmt}):
+    def measure(self, layer: str, fmt: QuantFormat, quantizer: str = "rtn", moment=None) -> Measurement:
+        """`moment`: H of the layer's input, for gptq and awq (awq alone: its s divided back out)."""
+        with temporarily_quantized(self.model, {layer: fmt}, {layer: quantizer}, {layer: moment}):
             result = self.evaluator.evaluate(self.model)
         return Measurement(result.kl, result.ppl_change(self.reference_perplexity), result.tokens, self.reference_perplexity)

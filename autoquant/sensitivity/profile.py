@@ -21,17 +21,19 @@ from pathlib import Path
 
 import torch
 
+from autoquant.apply import awq_fold_target
 from autoquant.data import TextSource, token_windows
 from autoquant.errors import UserError
 from autoquant.layers import LinearLayer, discover_layers
 from autoquant.models import ModelSource, build_meta_model, fingerprint, load_config, load_tokenizer
 from autoquant.progress import Progress
+from autoquant.quantizers import choice_key, parse_choice, versions_key
 from autoquant.sensitivity.cache import CacheKey, Pair, ProfileCache
 from autoquant.sensitivity.executor import RayExecutor, Task
 from autoquant.sensitivity.proxy import NORMALISATIONS, ProxyParts
 from autoquant.sensitivity.sample import choose_sample
 from autoquant.sensitivity.statistics import LayerStatistics
-from autoquant.sensitivity.table import SensitivityEntry, SensitivityTable, calibrate
+from autoquant.sensitivity.table import SensitivityEntry, SensitivityTable, best_quantizers, calibrate
 from autoquant.sensitivity.worker import WorkerSpec
 from autoquant.space import SearchSpace
 
@@ -44,13 +46,18 @@ MEASURE_MODES = ("auto", "all", "sample", "none")
 MAX_WINDOW = 512  # tokens per calibration window
 
 
-def profile_targets(layers: list[LinearLayer], space: SearchSpace) -> dict[str, list[str]]:
-    """Layer -> the quantized formats the space allows it (layers with none are left out)."""
+def profile_targets(layers: list[LinearLayer], space: SearchSpace, model=None) -> dict[str, list[str]]:
+    """Layer -> the choice keys it is profiled in: each quantized format the space allows it,
+    with each quantizer it allows (`quantizers.choice_key`); layers with none are left out.
+    With `model` (meta is enough), awq is kept only where its scales fold (apply.awq_fold_target)."""
     out = {}
     for layer in layers:
-        formats = [str(f) for f in space.formats_for(layer) if not f.is_float]
-        if formats:
-            out[layer.name] = formats
+        quantizers = space.quantizers_for(layer)
+        if model is not None and "awq" in quantizers and awq_fold_target(model, layer.name) is None:
+            quantizers = [q for q in quantizers if q != "awq"]
+        keys = [choice_key(f, q) for f in space.formats_for(layer) if not f.is_float for q in quantizers]
+        if keys:
+            out[layer.name] = keys
     return out
 
 
@@ -102,19 +109,23 @@ def profile_sensitivity(
         raise UserError(f"--workers must be at least 1 (got {workers})")
 
     config = load_config(source)
-    layers = discover_layers(build_meta_model(config))
+    meta_model = build_meta_model(config)
+    layers = discover_layers(meta_model)
     roles = {l.name: l.role for l in layers}
-    targets = profile_targets(layers, space)
+    targets = profile_targets(layers, space, meta_model)
     if not targets:
         raise UserError(f"search space {space.name!r} allows no quantized format for any layer of {source.display}: nothing to profile")
     pairs: list[Pair] = [(name, f) for name, fs in targets.items() for f in fs]
-    formats = [str(f) for f in space.all_formats() if not f.is_float and any(str(f) in fs for fs in targets.values())]
+    profiled = {str(parse_choice(c)[0]) for cs in targets.values() for c in cs}
+    formats = [str(f) for f in space.all_formats() if not f.is_float and str(f) in profiled]
 
     seq_len = _window_length(config, calib_tokens)
     # clone(): the windows are views of the whole tokenized text, which would travel with them.
     calib_windows = token_windows(load_tokenizer(source), calib, seq_len, calib_tokens).clone()
     measure_windows = calib_windows[: max(1, min(len(calib_windows), measure_tokens // seq_len))].clone()
-    key = CacheKey(fingerprint(source), calib.fingerprint, int(calib_windows.numel()), seq_len, METHOD_VERSION)
+    # the quantizers' versions are part of the method: a changed gptq re-profiles
+    key = CacheKey(fingerprint(source), calib.fingerprint, int(calib_windows.numel()), seq_len,
+                   f"{METHOD_VERSION}/{versions_key()}")
     cache = ProfileCache(key, cache_dir)
     spec = WorkerSpec(source, calib_windows, measure_windows)
     n_measure_tokens = int(measure_windows.numel())
@@ -194,11 +205,14 @@ def profile_sensitivity(
             executor.stop()
 
     measured = cache.measurements(n_measure_tokens)
-    entries = {}
+    every = []
     for p in pairs:
         m = measured.get(p)
-        entries[p] = SensitivityEntry(p[0], p[1], proxy[p], None if m is None else m.kl, None if m is None else m.ppl_change)
-    fit = calibrate(list(entries.values()), prior=1.0)
+        fmt, quantizer = parse_choice(p[1])
+        every.append(SensitivityEntry(p[0], str(fmt), proxy[p], None if m is None else m.kl,
+                                      None if m is None else m.ppl_change, quantizer))
+    fit = calibrate(every, prior=1.0)
+    entries, alternatives = best_quantizers(every, fit.proxy_to_kl)
     ref_ppl = next((m.reference_perplexity for m in measured.values()), None)
     notes = _q4_note(source, formats)
     if fit.measured < 2:
@@ -215,6 +229,7 @@ def profile_sensitivity(
         layers=list(targets),
         formats=formats,
         entries=entries,
+        alternatives=alternatives,
         proxy_to_kl=fit.proxy_to_kl,
         spearman=fit.spearman,
         normalisation=normalisation,

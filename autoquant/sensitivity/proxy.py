@@ -1,6 +1,7 @@
 """The proxy error of one layer in one format, from calibration statistics.
 
-With dW = W - fake_quantize(W, fmt) (autoquant.quant: the one place the math lives) and
+With dW = W - W_hat, W_hat the layer's weight as its quantizer leaves it in `fmt`
+(`autoquant.quantizers.fake_quantize_weight`: rtn, gptq or awq alone on this layer) and
 H = E[x x^T] the layer's input second moment, the output error per channel i is
 
     e_i = (dW H dW^T)_ii = E[(dW x)_i^2]          trace(dW H dW^T) = sum_i e_i
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from autoquant.formats import QuantFormat
-from autoquant.quant import fake_quantize
+from autoquant.quantizers import fake_quantize_weight
 
 NORMALISATIONS = ("fisher", "relative", "output")
 
@@ -61,17 +62,20 @@ def _row_energy(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def proxy_parts(
-    weight: torch.Tensor, moment: np.ndarray | torch.Tensor, grad_sq: np.ndarray | torch.Tensor | None, formats: list[QuantFormat]
-) -> dict[QuantFormat, ProxyParts]:
-    """ProxyParts of a weight [N, K] in each format, H [K, K] and G [N] from `LayerStatistics`."""
+    weight: torch.Tensor, moment: np.ndarray | torch.Tensor, grad_sq: np.ndarray | torch.Tensor | None,
+    formats: list[QuantFormat] | list[tuple[QuantFormat, str]],
+) -> dict:
+    """ProxyParts of a weight [N, K] in each format (or (format, quantizer)), H [K, K] and G [N]
+    from `LayerStatistics`. Keys are as given."""
     w = weight.detach().float()
     h = torch.as_tensor(moment, device=w.device).float()
     g = None if grad_sq is None else torch.as_tensor(grad_sq, device=w.device).double()
     energy = float(_row_energy(w, h).sum())
     out = {}
-    for fmt in formats:
-        dw = w - fake_quantize(w, fmt)
+    for choice in formats:
+        fmt, quantizer = choice if isinstance(choice, tuple) else (choice, "rtn")
+        dw = w - fake_quantize_weight(w, fmt, quantizer, h)
         e = _row_energy(dw, h).clamp(min=0.0)  # H is PSD; clamp rounding below zero
         fisher = None if g is None else float(0.5 * (g * e).sum())
-        out[fmt] = ProxyParts(float(e.sum()), energy, fisher)
+        out[choice] = ProxyParts(float(e.sum()), energy, fisher)
     return out

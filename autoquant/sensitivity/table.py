@@ -37,6 +37,7 @@ class SensitivityEntry:
     proxy: float  # normalised proxy error (comparable across layers)
     kl: float | None = None  # measured KL (nats/token), only this layer quantized; None if not measured
     ppl_change: float | None = None  # relative perplexity change when measured (0.01 = +1%)
+    quantizer: str = "rtn"  # autoquant.quantizers: how this entry's codes were chosen
 
     @property
     def measured(self) -> bool:
@@ -80,6 +81,29 @@ def calibrate(entries: list[SensitivityEntry], prior: float = 1.0) -> Calibratio
     return Calibration(a, rho, by_format, len(measured))
 
 
+def best_quantizers(
+    entries: list[SensitivityEntry], proxy_to_kl: float
+) -> tuple[dict[tuple[str, str], SensitivityEntry], list[SensitivityEntry]]:
+    """Per (layer, format), the entry of least estimated KL (measured, else the calibrated proxy),
+    and the rest. Quantizers of one format cost the same bytes and time: only quality tells."""
+    best: dict[tuple[str, str], SensitivityEntry] = {}
+    rest = []
+
+    def kl(e: SensitivityEntry) -> float:
+        return e.kl if e.kl is not None else proxy_to_kl * e.proxy
+
+    for e in entries:
+        key = (e.layer, e.format)
+        if key not in best:
+            best[key] = e
+        elif kl(e) < kl(best[key]):
+            rest.append(best[key])
+            best[key] = e
+        else:
+            rest.append(e)
+    return best, rest
+
+
 @dataclass
 class SensitivityTable:
     model: str
@@ -88,7 +112,7 @@ class SensitivityTable:
     method_version: str
     layers: list[str]  # every profiled layer, in model order
     formats: list[str]  # every quantized format profiled, as the space orders them
-    entries: dict[tuple[str, str], SensitivityEntry]
+    entries: dict[tuple[str, str], SensitivityEntry]  # (layer, format) -> its best quantizer's entry
     proxy_to_kl: float  # fitted from the measured pairs: KL ~= proxy_to_kl * proxy
     spearman: float | None  # rank agreement proxy vs measured KL over the measured pairs
     # ---- how it was made (for `profile show`, the app and reproducibility) ----
@@ -103,6 +127,7 @@ class SensitivityTable:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase of the run that made it
     executor: str = ""  # where that run's work ran ("" when everything came from the cache)
     notes: list[str] = field(default_factory=list)
+    alternatives: list[SensitivityEntry] = field(default_factory=list)  # the other quantizers' entries
 
     # ---- queries ----------------------------------------------------------------
     def entry(self, layer: str, fmt: QuantFormat | str) -> SensitivityEntry:
@@ -120,6 +145,11 @@ class SensitivityTable:
         e = self.entry(layer, f)
         return e.kl if e.kl is not None else self.proxy_to_kl * e.proxy
 
+    def quantizer_for(self, layer: str, fmt: QuantFormat | str) -> str:
+        """The quantizer of least estimated KL for the layer in `fmt` (rtn for 16-bit)."""
+        f = fmt if isinstance(fmt, QuantFormat) else QuantFormat.parse(fmt)
+        return "rtn" if f.is_float else self.entry(layer, f).quantizer
+
     def measured_entries(self) -> list[SensitivityEntry]:
         return [e for e in self.entries.values() if e.kl is not None]
 
@@ -132,11 +162,12 @@ class SensitivityTable:
 
     # ---- file form ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        meta = {k: v for k, v in asdict(self).items() if k != "entries"}
+        meta = {k: v for k, v in asdict(self).items() if k not in ("entries", "alternatives")}
         return {
             "autoquant_sensitivity_version": TABLE_VERSION,
             **meta,
             "entries": [asdict(e) for e in self.entries.values()],
+            "alternatives": [asdict(e) for e in self.alternatives],
         }
 
     @classmethod
@@ -148,7 +179,8 @@ class SensitivityTable:
         d.pop("autoquant_sensitivity_version")
         try:
             entries = {(e["layer"], e["format"]): SensitivityEntry(**e) for e in d.pop("entries")}
-            return cls(entries=entries, **d)
+            alternatives = [SensitivityEntry(**e) for e in d.pop("alternatives", [])]
+            return cls(entries=entries, alternatives=alternatives, **d)
         except (KeyError, TypeError) as e:
             raise UserError(f"malformed sensitivity table: {e}") from None
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from autoquant.formats import QuantFormat
 from autoquant.layers import discover_layers, linear_weight
 from autoquant.models import ModelSource, load_model
+from autoquant.quantizers import parse_choice
 from autoquant.sensitivity.measured import KLMeter, Measurement
 from autoquant.sensitivity.proxy import ProxyParts, proxy_parts
 from autoquant.sensitivity.statistics import LayerStatistics, collect_statistics
@@ -37,6 +37,7 @@ class ProfileWorker:
         self.model = load_model(spec.source, device=spec.device)
         self.layers = discover_layers(self.model)
         self._meter: KLMeter | None = None
+        self._moments: LayerStatistics | None = None
 
     def pid(self) -> int:
         return os.getpid()
@@ -49,11 +50,18 @@ class ProfileWorker:
         return collect_statistics(self.model, chosen, windows, seed=self.spec.seed + start)
 
     def proxies(self, stats: LayerStatistics, layer: str, formats: list[str]) -> dict[str, ProxyParts]:
+        """`formats` are choice keys (`int4-g128-asym`, `int4-g128-asym@gptq`, see quantizers)."""
         w = linear_weight(self.model.get_submodule(layer))
-        parts = proxy_parts(w, stats.moment(layer), stats.grad_sq(layer), [QuantFormat.parse(f) for f in formats])
-        return {str(f): p for f, p in parts.items()}
+        parts = proxy_parts(w, stats.moment(layer), stats.grad_sq(layer), [parse_choice(f) for f in formats])
+        return {f: parts[parse_choice(f)] for f in formats}
 
     def measure(self, layer: str, fmt: str) -> Measurement:
         if self._meter is None:  # the reference distribution: once per worker, on first use
             self._meter = KLMeter(self.model, self.spec.measure_windows)
-        return self._meter.measure(layer, QuantFormat.parse(fmt))
+        f, quantizer = parse_choice(fmt)
+        moment = None
+        if quantizer != "rtn":
+            if self._moments is None:  # gptq/awq: the input moments, one forward pass per worker
+                self._moments = collect_statistics(self.model, self.layers, self.spec.calib_windows, with_grads=False)
+            moment = self._moments.moment(layer)
+        return self._meter.measure(layer, f, quantizer, moment)
