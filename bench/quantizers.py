@@ -29,7 +29,7 @@ FORMATS = ["int4-g128-asym", "int4-g128-sym"]
 QUANTIZERS = ["rtn", "gptq", "awq"]
 
 
-def run(eval_tokens: int, calib_tokens: int) -> dict:
+def run(eval_tokens: int, calib_tokens: int, out: Path) -> dict:
     source = resolve_model(None)
     tok = load_tokenizer(source)
     calib = calibration_text()
@@ -42,6 +42,13 @@ def run(eval_tokens: int, calib_tokens: int) -> dict:
     calib_seconds = time.perf_counter() - t
     del reference
     rows = []
+    result = {
+        "model": source.display, "eval_text": "wikitext-2 test (embedded)",
+        "calib_text": calib.name, "eval_tokens": evaluator.tokens, "calib_tokens": int(moments.tokens),
+        "calibration_pass_seconds": round(calib_seconds, 1),
+        "reference_perplexity": evaluator.reference.perplexity, "plans": rows,
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+    }
     for fmt in FORMATS:
         for q in QUANTIZERS:
             plan = Plan.uniform(fmt, layers, source.display, quantizer=q)
@@ -57,13 +64,8 @@ def run(eval_tokens: int, calib_tokens: int) -> dict:
             })
             print(f"{fmt:>15} {q:>5}  ppl {r.perplexity:.3f} ({rows[-1]['ppl_change'] * 100:+.2f}%)  KL {r.kl:.4f}  "
                   f"quantize {quantize_seconds:.1f} s", flush=True)
-    return {
-        "model": source.display, "eval_text": "wikitext-2 test (embedded)",
-        "calib_text": calib.name, "eval_tokens": evaluator.tokens, "calib_tokens": int(moments.tokens),
-        "calibration_pass_seconds": round(calib_seconds, 1),
-        "reference_perplexity": evaluator.reference.perplexity, "plans": rows,
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-    }
+            out.write_text(json.dumps(result, indent=2) + "\n")  # each plan as it finishes: survives a kill
+    return result
 
 
 if __name__ == "__main__":
@@ -73,6 +75,6 @@ if __name__ == "__main__":
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "quantizers-smollm2.json"))
     ns = ap.parse_args()
     t0 = time.time()
-    res = run(ns.eval_tokens, ns.calib_tokens)
+    res = run(ns.eval_tokens, ns.calib_tokens, Path(ns.out))
     res["wall_seconds"] = round(time.time() - t0, 1)
     Path(ns.out).write_text(json.dumps(res, indent=2) + "\n")
