@@ -41,6 +41,10 @@ def test_every_pair_profiled_and_measured(profiled):
     assert len(table.layers) == 15 and len(table.entries) == 43
     assert set(table.formats) == {"int8-pc-sym", "int4-g64-asym", "int4-g128-asym"}
     assert all(e.measured and e.proxy > 0 for e in table.entries.values())
+    # each (layer, format) in every quantizer the default space allows it; the table keeps the best
+    every = list(table.entries.values()) + table.alternatives
+    assert {e.quantizer for e in every} == {"rtn", "gptq", "awq"}
+    assert sum(e.quantizer == "awq" for e in every) == 2 * 6 * 3  # q/k/v, gate/up, down: not o, lm_head
     assert table.calibrated and table.proxy_to_kl > 0
     assert table.spearman is not None and table.spearman > 0.5  # the proxy ranks even a random model
     assert "2 worker" in table.executor
