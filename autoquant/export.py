@@ -40,8 +40,13 @@ model = load_quantized("{path}")          # CPU; pass device="cuda" for the Trit
 """
 
 
-def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Quantize `source` under `plan` for real and write the checkpoint directory."""
+def export_checkpoint(
+    source: ModelSource, plan: Plan, out_dir: str | Path, dtype: torch.dtype = torch.float16, calibration=None
+) -> Path:
+    """Quantize `source` under `plan` for real and write the checkpoint directory.
+
+    gptq/awq layers calibrate on `calibration` (input moments), by default a pass over
+    wikitext-2 validation (`autoquant.calibration.input_moments`)."""
     from safetensors.torch import save_model
 
     out = Path(out_dir)
@@ -50,7 +55,8 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
     model = load_model(source, dtype=torch.float32)
     layers = discover_layers(model)
     plan.validate(layers)
-    calibration = input_moments(model, load_tokenizer(source)) if needs_calibration(plan) else None
+    if calibration is None and needs_calibration(plan):
+        calibration = input_moments(model, load_tokenizer(source))
     apply_plan(model, plan, mode="packed", calibration=calibration)
     _cast_float_weights(model, dtype)
     out.mkdir(parents=True, exist_ok=True)

@@ -253,3 +253,37 @@ def test_table_keeps_the_least_kl_quantizer_and_the_search_plan_uses_it():
     best, rest = best_quantizers(entries, proxy_to_kl=2.0)
     assert best[("a", "int4-g128-asym")].quantizer == "gptq" and best[("a", "int8-pc-sym")].quantizer == "rtn"
     assert len(rest) == 2
+
+
+def test_exported_gptq_awq_plan_loads_with_the_fake_quantized_numbers(tiny_model_dir, tmp_path):
+    from autoquant.export import export_checkpoint, load_quantized
+    from autoquant.models import load_model, resolve_model
+
+    source = resolve_model(str(tiny_model_dir))
+    model = load_model(source)
+    stats, ids = _calib(model)
+    layers = discover_layers(model)
+    plan = Plan.uniform("int4-g32-asym", layers, quantizer="gptq")
+    for l in layers:
+        if l.role in ("gate", "up", "down"):
+            plan.quantizers[l.name] = "awq"
+    out = export_checkpoint(source, plan, tmp_path / "export", calibration=stats)
+    loaded = load_quantized(out)
+    assert Plan.load(out / "autoquant_plan.json").quantizers == plan.quantizers
+    fake = apply_plan(load_model(source), plan, "fake", stats)
+    a, b = _logits(fake, ids), _logits(loaded, ids).float()
+    assert torch.allclose(a, b, atol=3e-2, rtol=3e-2), float((a - b).abs().max())
+
+
+@pytest.mark.parametrize("args,match", [
+    (["estimate", "--plan", "int4-g128-asym", "--quantizer", "magic"], "--quantizer: unknown quantizer"),
+    (["estimate", "--plan", "plan.json", "--quantizer", "gptq"], "applies to a uniform --plan"),
+])
+def test_cli_quantizer_errors_are_one_line(args, match, tmp_path, monkeypatch, capsys):
+    from autoquant.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Plan.uniform("int4-g128-asym", []).save(tmp_path / "plan.json")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1
