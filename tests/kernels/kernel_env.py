@@ -57,3 +57,16 @@ if os.environ.get("TRITON_INTERPRET") == "1":
 
 
 DEVICE = "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+
+
+def relative_error(y, x, qw, b=None) -> float:
+    """||y - ref|| / ||ref|| against a float64 reference x @ dequantize(qw)^T (+ b); asserts every
+    output was written (outputs start as NaN)."""
+    from autoquant.quant import dequantize
+
+    ref = x.double().cpu() @ dequantize(qw.to("cpu"), torch.float64).t()
+    if b is not None:
+        ref += b.double().cpu()
+    got = y.double().cpu()
+    assert not got.isnan().any(), f"{int(got.isnan().sum())} outputs never written"
+    return ((got - ref).norm() / ref.norm()).item()
