@@ -25,7 +25,10 @@ def test_what_each_engine_loads():
     assert vllm.loads_layer(F("int4-g64-asym"), layer)[0] and not hf.loads_layer(F("int4-g128-sym"), layer)[0]
     with pytest.raises(UserError, match="unknown engine 'tgi'; expected one of vllm, transformers, autoquant"):
         get_engine("tgi")
-    assert set(ENGINES) == {"vllm", "transformers", "autoquant"}
+    assert set(ENGINES) == {"vllm", "transformers", "autoquant", "llamacpp"}
+    cpp = get_engine("llamacpp")
+    assert cpp.loads(F("q4_0"))[0] and cpp.loads(F("fp16"))[0] and not cpp.loads(F("int4-g128-sym"))[0]
+    assert not any(e.loads(F("q4_0"))[0] for e in (vllm, hf))
 
 
 def test_restricted_spaces_keep_to_the_engine_and_are_named_for_it():
