@@ -18,7 +18,7 @@ import torch
 from autoquant.apply import temporarily_quantized
 from autoquant.data import evaluation_text, token_windows
 from autoquant.quality import perplexity
-from autoquant.export_gguf import export_gguf, tensor_types
+from autoquant.export.gguf_file import export_gguf, tensor_types
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import load_model, load_tokenizer, resolve_model
 from autoquant.plan import resolve_plan

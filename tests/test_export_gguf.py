@@ -15,7 +15,7 @@ import torch
 from autoquant.cli import main
 from autoquant.errors import UserError
 from autoquant.quality import perplexity
-from autoquant.export_gguf import check_gguf_plan, tensor_types
+from autoquant.export.gguf_file import check_gguf_plan, tensor_types
 from autoquant.formats import QuantFormat
 from autoquant.plan import Plan
 
@@ -63,7 +63,7 @@ def _windows(tokenizer) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def exported(smollm2, tmp_path_factory):
-    from autoquant.export_gguf import export_gguf
+    from autoquant.export.gguf_file import export_gguf
     from autoquant.layers import discover_layers
 
     source, _model, _tok = smollm2

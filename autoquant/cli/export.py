@@ -62,7 +62,7 @@ def _plan(spec: str, model: str | None) -> Plan:
 
 
 def _print_gguf(path) -> None:
-    from autoquant.export_gguf import tensor_types
+    from autoquant.export.gguf_file import tensor_types
 
     kinds = ", ".join(f"{t} x{n}" for t, n in tensor_types(path).most_common())
     console.print(f"wrote {path} ({format_bytes(path.stat().st_size)}; tensors: {kinds})")

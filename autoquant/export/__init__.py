@@ -60,7 +60,7 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
     if eng.export_format != fmt and eng.name != "autoquant":
         raise UserError(f"engine {eng.name} loads {eng.export_format} checkpoints, not {fmt}")
     if fmt == "gguf":  # one file for llama.cpp, written by the gguf package (export_gguf checks the plan)
-        from autoquant.export_gguf import export_gguf
+        from autoquant.export.gguf_file import export_gguf
 
         return export_gguf(_source_for(plan, model), plan, out_dir, progress=progress)
     shard_bytes = parse_shard_size(max_shard_size)
