@@ -186,7 +186,7 @@ def read_sensitivity(path: str | os.PathLike):  # -> SensitivityTable
 class CatalogTarget:
     """One scheduled target (model x hardware x workload): what its latest search found.
 
-    Only what the comparison view shows; the catalog's owner (the schedule) keeps the rest.
+    Only what the comparison view shows, taken from autoquant.catalog's CatalogEntry.
     """
 
     id: str
@@ -204,21 +204,25 @@ class CatalogTarget:
 
 
 def read_catalog(path: str | os.PathLike) -> list[CatalogTarget]:
-    """The schedule catalog's targets. The one place the app reads the catalog: point it at the
-    schedule's own reader when that lands (its file: {"version": 1, "targets": {id: {...}}})."""
-    data = _load_json(path, "schedule catalog")
-    if not isinstance(data, dict) or data.get("version") != 1 or not isinstance(data.get("targets"), dict):
-        raise RunFileError(f"{path} is not a version-1 schedule catalog")
-    out = []
+    """The schedule catalog's targets, read through the schema its writer uses (autoquant.catalog),
+    as the rows the comparison view shows."""
+    from autoquant.catalog import CATALOG_FILE as NAME
+    from autoquant.catalog import read_catalog as read_schedule_catalog
+
+    path = Path(path)
+    if path.name != NAME or not path.is_file():
+        raise RunFileError(f"{path} is not a schedule catalog (expected a file named {NAME})")
     try:
-        for tid, t in data["targets"].items():
-            q, lat = t.get("quality") or {}, t.get("latency") or {}
-            out.append(CatalogTarget(
-                id=tid, model=str(t["model"]), hardware=str(t["hardware"]), memory_bytes=t.get("memory_bytes"),
-                ppl=q.get("ppl"), delta_ppl=q.get("delta_ppl"), kl=q.get("kl"), decode_ms=lat.get("decode_ms"),
-                latency_estimated=bool(lat.get("estimated", True)), feasible=bool(t.get("feasible", True)),
-                date=str(t.get("date", "")), front=t.get("front"),
-            ))
-    except (AttributeError, KeyError, TypeError) as e:
-        raise RunFileError(f"{path}: malformed catalog target ({e})") from None
-    return out
+        catalog = read_schedule_catalog(path.parent)
+    except UserError as e:
+        raise RunFileError(str(e)) from None
+    return [
+        CatalogTarget(
+            id=tid, model=e.model, hardware=e.hardware, memory_bytes=e.memory_bytes,
+            ppl=e.quality.ppl if e.quality else None, delta_ppl=e.quality.delta_ppl if e.quality else None,
+            kl=e.quality.kl if e.quality else None, decode_ms=e.latency.decode_ms if e.latency else None,
+            latency_estimated=e.latency.estimated if e.latency else True, feasible=e.feasible, date=e.date,
+            front=e.front,
+        )
+        for tid, e in catalog.targets.items()
+    ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoquant.schedule.catalog import CHANGES_FILE, CatalogEntry, SearchOutcome
+from autoquant.catalog import CHANGES_FILE, CatalogEntry, SearchOutcome
 
 if TYPE_CHECKING:  # the runner imports this module; only its types are needed here
     from autoquant.schedule.status import TargetStatus

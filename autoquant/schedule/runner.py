@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from autoquant.errors import NoPlanFitsError, UserError
-from autoquant.schedule.catalog import (Catalog, CatalogEntry, Latency, Quality, SearchOutcome, read_catalog,
+from autoquant.catalog import (Catalog, CatalogEntry, Latency, Quality, SearchOutcome, read_catalog,
                                         target_dir, write_catalog)
 from autoquant.schedule.changes import Change, append_changes, compare
 from autoquant.schedule.fleet import DEFAULT_MODEL, FleetSpec

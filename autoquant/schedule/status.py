@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from autoquant.schedule.catalog import Catalog, CatalogEntry
+from autoquant.catalog import Catalog, CatalogEntry
 from autoquant.schedule.fleet import FleetSpec
 from autoquant.schedule.targets import ResolvedTarget, resolve_all
 

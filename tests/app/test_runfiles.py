@@ -74,16 +74,22 @@ def test_bad_sensitivity_table_is_one_clear_error(searched_runs, tmp_path):
 
 
 def test_catalog_reader(tmp_path):
-    path = tmp_path / "catalog.json"
-    path.write_text(json.dumps({"version": 1, "targets": {"smollm2@h100": {
-        "model": "smollm2", "hardware": "h100", "workload": {"batch": 1}, "budgets": {}, "plan": "p.json",
-        "front": "f.json", "quality": {"ppl": 20.1, "delta_ppl": 0.4, "kl": 0.01}, "memory_bytes": 10**8,
-        "latency": {"decode_ms": 1.5, "prefill_ms": 20.0, "estimated": True}, "fingerprint": "x",
-        "date": "2026-12-01", "feasible": True}}}))
+    """The app reads the catalog through the schema the schedule writes it with (autoquant.catalog)."""
+    from autoquant.catalog import Catalog, CatalogEntry, Latency, Quality, write_catalog
+
+    entry = CatalogEntry(
+        model="smollm2", hardware="h100", workload={"batch": 1, "context": 4096}, budgets={"memory": 10**9},
+        space="default", trials=10, plan="p.json", front="f.json", quality=Quality(20.1, 0.4, 0.01),
+        memory_bytes=10**8, latency=Latency(1.5, 20.0, True, "h100 roofline"), fingerprint="x",
+        date="2026-12-01", feasible=True)
+    path = write_catalog(Catalog(tmp_path, {"smollm2@h100": entry}))
     (t,) = read_catalog(path)
     assert (t.id, t.hardware, t.decode_ms, t.latency_estimated, t.kl) == ("smollm2@h100", "h100", 1.5, True, 0.01)
     path.write_text(json.dumps({"version": 2, "targets": {}}))
-    with pytest.raises(RunFileError, match="not a version-1 schedule catalog"):
+    with pytest.raises(RunFileError, match="unsupported version 2"):
+        read_catalog(path)
+    path.write_text(path.read_text()[:10])
+    with pytest.raises(RunFileError, match="truncated or corrupt"):
         read_catalog(path)
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from autoquant.errors import UserError
-from autoquant.schedule.catalog import Catalog, CatalogEntry, Latency, Quality, read_catalog, write_catalog
+from autoquant.catalog import Catalog, CatalogEntry, Latency, Quality, read_catalog, write_catalog
 from autoquant.schedule.changes import compare
 
 
