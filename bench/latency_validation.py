@@ -80,6 +80,7 @@ def main() -> None:
     ap.add_argument("--formats", default=None, help="formats to profile (default: all)")
     ap.add_argument("--buckets", default=",".join(map(str, DEFAULT_BUCKETS)))
     ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--runtimes", default="graphs,eager", help="forward runtimes to validate (graphs, eager)")
     args = ap.parse_args()
     t0 = time.time()
     source = resolve_model(args.model)
@@ -98,23 +99,23 @@ def main() -> None:
                            progress=lambda what: print(f"  profiled {what} ({time.time() - t0:.0f}s)", flush=True))
         slug = "".join(c if c.isalnum() else "-" for c in (prof.gpu.get("spec") or prof.gpu_name).lower())
         path = prof.save(out / f"profile-{slug}-{name}.json")
-        print(f"saved {path}; rest allowance {prof.rest}", flush=True)
-    lat_model = ProfileModel(prof)
+        print(f"saved {path}; rest allowance {prof.rests}", flush=True)
     rows = []
     for label, plan in plans(shape).items():
         originals = swap_in(model, plan)
-        for phase, batch, context in POINTS:
-            pred = plan_latency(shape, plan, lat_model, batch, context)
+        for (phase, batch, context), runtime in ((pt, r) for pt in POINTS for r in args.runtimes.split(",")):
+            pred = plan_latency(shape, plan, ProfileModel(prof, runtime=runtime), batch, context)
             if phase == "decode":
-                meas, p = time_decode(model, batch, context), pred.decode_s
+                meas, p = time_decode(model, batch, context, runtime=runtime), pred.decode_s
             else:
-                meas, p = time_prefill(model, batch, context), pred.prefill_s
-            rows.append({"plan": label, "phase": phase, "batch": batch, "context": context, "predicted_s": p,
+                meas, p = time_prefill(model, batch, context, runtime=runtime), pred.prefill_s
+            rows.append({"plan": label, "runtime": runtime, "phase": phase, "batch": batch, "context": context,
+                         "predicted_s": p,
                          "measured_s": meas, "error": (p - meas) / meas, "estimated": pred.estimated,
                          "linear_s": pred.linear_decode_s if phase == "decode" else pred.linear_prefill_s,
                          "rest_s": pred.rest_decode_s if phase == "decode" else pred.rest_prefill_s})
             r = rows[-1]
-            print(f"{label:>52} {phase:>7} b={batch:<2} c={context:<5} predicted {p * 1e3:8.3f} ms "
+            print(f"{label:>52} {runtime:>6} {phase:>7} b={batch:<2} c={context:<5} predicted {p * 1e3:8.3f} ms "
                   f"measured {meas * 1e3:8.3f} ms  error {r['error'] * 100:+6.1f}%", flush=True)
         restore(model, originals)
         torch.cuda.empty_cache()
@@ -129,8 +130,8 @@ def write(out: Path, name: str, prof: HardwareProfile, rows: list, t0: float) ->
                "within_15pct": sum(e <= 0.15 for e in errs), "points": len(errs)}
     slug = "".join(c if c.isalnum() else "-" for c in (prof.gpu.get("spec") or prof.gpu_name).lower())
     (out / f"latency-validation-{slug}-{name}.json").write_text(json.dumps({
-        "gpu": prof.gpu, "model": name, "profile_created": prof.created, "rest": prof.rest.to_dict(),
-        "calibration_points": prof.notes.get("rest_points"), "summary": summary, "rows": rows,
+        "gpu": prof.gpu, "model": name, "profile_created": prof.created, "rests": {k: v.to_dict() for k, v in prof.rests.items()},
+        "calibration_points": {r: prof.notes.get(f"rest_points_{r}") for r in prof.rests}, "summary": summary, "rows": rows,
         "method": "predicted: plan_latency from the profile (+ rest fitted on 16-bit forwards at other "
                   "contexts); measured: CUDA-graph forward of the random-weight model with QuantLinear layers",
         "seconds": time.time() - t0,

@@ -41,7 +41,7 @@ def merge(parts: list[tuple[str, HardwareProfile]]) -> HardwareProfile:
                 "median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
     notes = dict(base.notes, merged_from=parts_note)
     return HardwareProfile(gpu=base.gpu, created=base.created, model=base.model, bandwidth=base.bandwidth,
-                           fp16_flops=base.fp16_flops, buckets=base.buckets, layers=layers, rest=base.rest, notes=notes)
+                           fp16_flops=base.fp16_flops, buckets=base.buckets, layers=layers, rests=base.rests, notes=notes)
 
 
 def main() -> None:

@@ -41,6 +41,15 @@ class RestCalibration:
         )
 
 
+RUNTIMES = ("graphs", "eager")  # a decode step replayed as one CUDA graph (serving engines), or launched op by op
+
+
+def check_runtime(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    return runtime
+
+
 class LatencyModel(ABC):
     """Seconds of a linear layer [out, in] in `fmt` applied to `tokens` tokens, and of the rest.
 
@@ -51,7 +60,8 @@ class LatencyModel(ABC):
     measured: bool
     bandwidth: float  # DRAM bytes/s (measured when the model is a profile)
     fp16_flops: float  # 16-bit tensor FLOP/s
-    rest: RestCalibration
+    rest: RestCalibration  # for `runtime`
+    runtime: str  # "graphs" | "eager": how the forward the rest describes is launched
 
     @abstractmethod
     def layer_time(self, out_features: int, in_features: int, fmt: QuantFormat, tokens: int) -> LayerTime: ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoquant.hardware.base import LatencyModel
+from autoquant.hardware.base import LatencyModel, check_runtime
 from autoquant.hardware.profile import (HardwareProfile, ProfileModel, builtin_profiles, covered_shapes,
                                         saved_profiles, software_rank)
 from autoquant.hardware.roofline import RooflineModel
@@ -50,6 +50,7 @@ class PlanLatency:
     context: int
     source: str  # the latency model's name
     layers: tuple[LayerLatency, ...] = ()
+    runtime: str = "graphs"  # how the forward is launched: one CUDA graph (serving engines) or eagerly
 
     @property
     def label(self) -> str:
@@ -58,7 +59,7 @@ class PlanLatency:
     def to_dict(self, with_layers: bool = False) -> dict:
         d = {k: getattr(self, k) for k in (
             "decode_s", "prefill_s", "estimated", "linear_decode_s", "linear_prefill_s",
-            "rest_decode_s", "rest_prefill_s", "batch", "context", "source")}
+            "rest_decode_s", "rest_prefill_s", "batch", "context", "source", "runtime")}
         if with_layers:
             d["layers"] = [vars(layer) for layer in self.layers]
         return d
@@ -111,7 +112,7 @@ def plan_latency(
     return PlanLatency(
         decode_s=lin_dec + rest_dec, prefill_s=lin_pre + rest_pre, estimated=not measured,
         linear_decode_s=lin_dec, linear_prefill_s=lin_pre, rest_decode_s=rest_dec, rest_prefill_s=rest_pre,
-        batch=batch, context=context, source=model.name, layers=tuple(rows),
+        batch=batch, context=context, source=model.name, layers=tuple(rows), runtime=model.runtime,
     )
 
 
@@ -158,12 +159,12 @@ def choose_profile(match, shape: ModelShape | None = None) -> tuple[Path, Hardwa
                default=(0, None))[1]
 
 
-def _profile_model(match, shape: ModelShape | None) -> ProfileModel | None:
+def _profile_model(match, shape: ModelShape | None, runtime: str) -> ProfileModel | None:
     chosen = choose_profile(match, shape)
-    return None if chosen is None else ProfileModel(chosen[1], source=str(chosen[0]))
+    return None if chosen is None else ProfileModel(chosen[1], source=str(chosen[0]), runtime=runtime)
 
 
-def latency_model_for(hardware: str | None, shape: ModelShape | None = None) -> LatencyModel:
+def latency_model_for(hardware: str | None, shape: ModelShape | None = None, runtime: str = "graphs") -> LatencyModel:
     """The latency model for `--hardware`.
 
     * a path to a profile JSON: that profile;
@@ -172,20 +173,22 @@ def latency_model_for(hardware: str | None, shape: ModelShape | None = None) -> 
       layer shapes when `shape` is given, then by software version), else the roofline of its spec;
     * None: a profile of the local GPU, else the roofline of its spec, else the H100
       roofline. Anything not measured is labelled estimated (`model.measured` is False).
-    Unknown names raise UserError listing the known ones.
+    `runtime` picks the rest-of-model fit: "graphs" (a decode step replayed as one CUDA graph,
+    as serving engines run it) or "eager". Unknown names raise UserError listing the known ones.
     """
+    check_runtime(runtime)
     if hardware is None:
         name = local_gpu_name()
         if name is None:
-            return RooflineModel(get_spec("h100"))
-        found = _profile_model(lambda p: p.gpu_name == name, shape)
+            return RooflineModel(get_spec("h100"), runtime)
+        found = _profile_model(lambda p: p.gpu_name == name, shape, runtime)
         if found is not None:
             return found
         spec = match_spec(name)
-        return RooflineModel(spec if spec is not None else get_spec("h100"))
+        return RooflineModel(spec if spec is not None else get_spec("h100"), runtime)
     if hardware.endswith(".json") or Path(hardware).expanduser().is_file():
         path = Path(hardware).expanduser()
-        return ProfileModel(HardwareProfile.load(path), source=str(path))
+        return ProfileModel(HardwareProfile.load(path), source=str(path), runtime=runtime)
     spec = get_spec(hardware)
-    found = _profile_model(lambda p: profile_spec(p) == spec, shape)
-    return found if found is not None else RooflineModel(spec)
+    found = _profile_model(lambda p: profile_spec(p) == spec, shape, runtime)
+    return found if found is not None else RooflineModel(spec, runtime)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from autoquant.formats import QuantFormat
-from autoquant.hardware.base import RestCalibration
+from autoquant.hardware.base import RUNTIMES, RestCalibration, check_runtime
 from autoquant.hardware.profile import DEFAULT_BUCKETS, HardwareProfile, shape_key
 from autoquant.hardware.specs import match_spec
 from autoquant.kernels import wo_matmul
@@ -153,9 +153,32 @@ def build_model(config, dtype: torch.dtype = torch.float16) -> nn.Module:
     return model.eval()
 
 
+def eager_seconds(fn: Callable[[], object], replays: int, warmup_runs: int = 2) -> float:
+    """Median seconds of `fn` launched op by op from Python (CPU launch cost included), as
+    `model.generate` without a compiled or captured step runs it."""
+    for _ in range(warmup_runs):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(replays):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e-3)
+    return sorted(times)[len(times) // 2]
+
+
+def _timed(fn: Callable[[], object], replays: int, runtime: str) -> float:
+    check_runtime(runtime)
+    return graph_seconds(fn, replays) if runtime == "graphs" else eager_seconds(fn, replays)
+
+
 @torch.no_grad()
-def time_decode(model: nn.Module, batch: int, context: int, replays: int = 30) -> float:
-    """Seconds of one decode step (batch sequences, `context` cached tokens), as a CUDA graph."""
+def time_decode(model: nn.Module, batch: int, context: int, replays: int = 30, runtime: str = "graphs") -> float:
+    """Seconds of one decode step (batch sequences, `context` cached tokens), as a CUDA graph
+    (how serving engines decode) or eagerly."""
     from transformers import StaticCache
 
     cache = StaticCache(config=model.config, max_cache_len=context + 1)
@@ -165,20 +188,20 @@ def time_decode(model: nn.Module, batch: int, context: int, replays: int = 30) -
     def step():
         return model(input_ids=ids, past_key_values=cache, cache_position=pos, use_cache=True).logits
 
-    return graph_seconds(step, replays)
+    return _timed(step, replays, runtime)
 
 
 @torch.no_grad()
-def time_prefill(model: nn.Module, batch: int, context: int, replays: int = 7) -> float:
+def time_prefill(model: nn.Module, batch: int, context: int, replays: int = 7, runtime: str = "graphs") -> float:
     """Seconds of a prompt forward (batch x context tokens, logits of the last position only),
-    as a CUDA graph: eager PyTorch launches ~30 small kernels a block, and at a few hundred
-    tokens their CPU cost, not the GPU, would set the time."""
+    as a CUDA graph (eager PyTorch launches ~30 small kernels a block, and at a few hundred
+    tokens their CPU cost, not the GPU, sets the time) or eagerly."""
     ids = torch.randint(0, model.config.vocab_size, (batch, context), device="cuda")
 
     def fwd():
         return model(input_ids=ids, use_cache=False, logits_to_keep=1).logits
 
-    return graph_seconds(fwd, replays)
+    return _timed(fwd, replays, runtime)
 
 
 # ---- the rest of the forward ----------------------------------------------------------
@@ -240,19 +263,21 @@ def linear_seconds(shape: ModelShape, fmt_of: Callable[[object], QuantFormat], t
 def calibrate_rest(
     model: nn.Module, shape: ModelShape, times: dict[str, dict[str, list[float]]], buckets: list[int],
     bandwidth: float, fp16_flops: float, decode_contexts: tuple[int, ...] = (512, 4096),
-    prefill_contexts: tuple[int, ...] = (256, 2048), progress: Progress | None = None,
+    prefill_contexts: tuple[int, ...] = (256, 2048), progress: Progress | None = None, runtime: str = "graphs",
 ) -> tuple[RestCalibration, list[ForwardPoint]]:
-    """Time the (16-bit) model's forwards; what its linear layers do not explain is the rest."""
+    """Time the (16-bit) model's forwards under `runtime`; what its linear layers do not explain is the rest."""
     fp16 = QuantFormat("fp16")
     points = []
     for c in decode_contexts:
-        points.append(ForwardPoint("decode", 1, c, time_decode(model, 1, c), linear_seconds(shape, lambda _: fp16, 1, 1, times, buckets)))
+        points.append(ForwardPoint("decode", 1, c, time_decode(model, 1, c, runtime=runtime),
+                                   linear_seconds(shape, lambda _: fp16, 1, 1, times, buckets)))
         if progress:
-            progress(f"decode forward, context {c}")
+            progress(f"decode forward ({runtime}), context {c}")
     for c in prefill_contexts:
-        points.append(ForwardPoint("prefill", 1, c, time_prefill(model, 1, c), linear_seconds(shape, lambda _: fp16, c, 1, times, buckets)))
+        points.append(ForwardPoint("prefill", 1, c, time_prefill(model, 1, c, runtime=runtime),
+                                   linear_seconds(shape, lambda _: fp16, c, 1, times, buckets)))
         if progress:
-            progress(f"prefill forward, {c} tokens")
+            progress(f"prefill forward ({runtime}), {c} tokens")
     return fit_rest(shape, points, bandwidth, fp16_flops), points
 
 
@@ -278,7 +303,8 @@ def run_profile(
     shapes = [(layer.out_features, layer.in_features) for layer in shape.layers]
     times = profile_layers(shapes, fmts, buckets, progress)
     notes: dict = {"method": "per call in a CUDA graph over weight copies totalling >= 256 MB (weights read from "
-                             "DRAM, no launch overhead); forwards as CUDA graphs (decode with a static KV cache)"}
+                             "DRAM, no launch overhead); whole forwards (decode with a static KV cache) both as CUDA "
+                             "graphs and eagerly, one rest-of-model fit for each runtime"}
     prof = HardwareProfile(
         gpu=ident, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), model=model_name,
         bandwidth=bw, fp16_flops=flops, buckets=buckets, layers=times, notes=notes,
@@ -289,9 +315,11 @@ def run_profile(
     elif model is not None or config is not None:
         built = model is None
         fwd_model = build_model(config) if built else model
-        rest, points = calibrate_rest(fwd_model, shape, times, buckets, bw, flops, progress=progress)
-        prof.rest = rest
-        notes["rest_points"] = [vars(p) | {"rest_s": p.rest_s} for p in points]
+        for runtime in RUNTIMES:  # the rest differs by ~10x between a captured graph and eager launches
+            rest, points = calibrate_rest(fwd_model, shape, times, buckets, bw, flops, progress=progress,
+                                          runtime=runtime)
+            prof.rests[runtime] = rest
+            notes[f"rest_points_{runtime}"] = [vars(p) | {"rest_s": p.rest_s} for p in points]
         if built:
             del fwd_model
             torch.cuda.empty_cache()

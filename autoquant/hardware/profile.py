@@ -22,8 +22,8 @@ from typing import Any
 
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
-from autoquant.hardware.base import LatencyModel, LayerTime, RestCalibration
-from autoquant.hardware.roofline import DEFAULT_REST, roofline_seconds
+from autoquant.hardware.base import LatencyModel, LayerTime, RestCalibration, check_runtime
+from autoquant.hardware.roofline import DEFAULT_RESTS, roofline_seconds
 from autoquant.models import CACHE_DIR
 from autoquant.jsonfile import read_json, write_json
 
@@ -51,12 +51,17 @@ class HardwareProfile:
     fp16_flops: float  # measured 16-bit matmul FLOP/s
     buckets: list[int]  # token counts timed
     layers: dict[str, dict[str, list[float]]]  # "NxK" -> format -> seconds per bucket
-    rest: RestCalibration = field(default=DEFAULT_REST)
+    # runtime ("graphs" | "eager") -> rest-of-model fit; profiles before the eager fit hold "graphs" only
+    rests: dict[str, RestCalibration] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)  # kernel configs, measurement method, ...
 
     @property
     def gpu_name(self) -> str:
         return str(self.gpu.get("name", "unknown GPU"))
+
+    def rest_for(self, runtime: str) -> RestCalibration:
+        """The fitted rest for `runtime`, else the default (not measured, so plans say estimated)."""
+        return self.rests.get(runtime) or DEFAULT_RESTS[runtime]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +72,8 @@ class HardwareProfile:
             "bandwidth": self.bandwidth,
             "fp16_flops": self.fp16_flops,
             "buckets": self.buckets,
-            "rest": self.rest.to_dict(),
+            "rest": self.rest_for("graphs").to_dict(),  # read by autoquant before the runtime option
+            "rests": {runtime: r.to_dict() for runtime, r in self.rests.items()},
             "layers": self.layers,
             "notes": self.notes,
         }
@@ -83,7 +89,7 @@ class HardwareProfile:
                 bandwidth=float(d["bandwidth"]), fp16_flops=float(d["fp16_flops"]),
                 buckets=[int(b) for b in d["buckets"]],
                 layers={k: {f: [float(t) for t in ts] for f, ts in v.items()} for k, v in d["layers"].items()},
-                rest=RestCalibration.from_dict(d["rest"]) if "rest" in d else DEFAULT_REST,
+                rests=_read_rests(d),
                 notes=dict(d.get("notes", {})),
             )
             for per_fmt in prof.layers.values():
@@ -106,6 +112,14 @@ class HardwareProfile:
     @classmethod
     def load(cls, path: str | os.PathLike) -> HardwareProfile:
         return cls.from_dict(read_json(path, "hardware profile"), where=str(path))
+
+
+def _read_rests(d: dict[str, Any]) -> dict[str, RestCalibration]:
+    if "rests" in d:
+        return {str(k): RestCalibration.from_dict(v) for k, v in d["rests"].items() if k in DEFAULT_RESTS}
+    rest = RestCalibration.from_dict(d["rest"]) if "rest" in d else None
+    # older profiles fitted one rest, to HF forwards captured as CUDA graphs
+    return {"graphs": rest} if rest is not None and rest.measured else {}
 
 
 def saved_profiles(directory: Path | None = None) -> list[tuple[Path, HardwareProfile]]:
@@ -168,13 +182,15 @@ class ProfileModel(LatencyModel):
 
     measured = True
 
-    def __init__(self, profile: HardwareProfile, source: str = "") -> None:
+    def __init__(self, profile: HardwareProfile, source: str = "", runtime: str = "graphs") -> None:
+        check_runtime(runtime)
         self.profile = profile
         self.source = source
+        self.runtime = runtime
         self.bandwidth = profile.bandwidth
         self.fp16_flops = profile.fp16_flops
-        self.rest = profile.rest
-        self.name = f"{profile.gpu_name} profile ({profile.created[:10]})"
+        self.rest = profile.rest_for(runtime)
+        self.name = f"{profile.gpu_name} profile ({profile.created[:10]}), {runtime}"
         self._cached = lru_cache(maxsize=65536)(self._layer_time)
 
     def layer_time(self, out_features: int, in_features: int, fmt: QuantFormat, tokens: int) -> LayerTime:

@@ -21,16 +21,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoquant.formats import QuantFormat
-from autoquant.hardware.base import LatencyModel, LayerTime, RestCalibration
+from autoquant.hardware.base import LatencyModel, LayerTime, RestCalibration, check_runtime
 from autoquant.hardware.specs import GPUSpec
 
 ACT_BYTES = 2  # fp16/bf16 activations
 BW_EFFICIENCY = {16: 0.90, 8: 0.87, 4: 0.72}  # by weight bits, vs datasheet DRAM bandwidth
 FLOPS_EFFICIENCY = {16: 0.67, 8: 0.63, 4: 0.58}  # by weight bits, vs datasheet 16-bit tensor peak
 LAUNCH_S = 5e-6  # a kernel's fixed cost in a CUDA graph: launch, ramp-up, tail
-DEFAULT_REST = RestCalibration(
-    block_s=89e-6, kv_efficiency=0.06, token_passes=16.0, attn_efficiency=0.18, measured=False
-)
+# Per runtime. graphs: the earlier H100 profile's fit (HF transformers forwards in CUDA graphs).
+# eager: PLACEHOLDER until the H200 profile's eager fit replaces it.
+DEFAULT_RESTS = {
+    "graphs": RestCalibration(block_s=89e-6, kv_efficiency=0.06, token_passes=16.0, attn_efficiency=0.18, measured=False),
+    "eager": RestCalibration(block_s=250e-6, kv_efficiency=0.06, token_passes=16.0, attn_efficiency=0.18, measured=False),
+}
 
 
 def _calibrated(table: dict[int, float], bits: int) -> float:
@@ -67,12 +70,16 @@ class RooflineModel(LatencyModel):
     """Latency from a GPU's spec alone: no kernel was timed."""
 
     spec: GPUSpec
-    rest: RestCalibration = field(default=DEFAULT_REST)
+    runtime: str = "graphs"
+    rest: RestCalibration = field(init=False)
     measured: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.rest = DEFAULT_RESTS[check_runtime(self.runtime)]
 
     @property
     def name(self) -> str:
-        return f"{self.spec.name} roofline (estimated)"
+        return f"{self.spec.name} roofline (estimated), {self.runtime}"
 
     @property
     def bandwidth(self) -> float:

@@ -51,5 +51,5 @@ def make_profile(shape: ModelShape, formats=("fp16", "int4-g128-asym"), rest_mea
         gpu={"name": "NVIDIA H100 80GB HBM3", "spec": "h100", "memory_bytes": 80 * 10**9},
         created="2026-11-20T10:00:00+00:00", model="tiny", bandwidth=3.0e12, fp16_flops=7.0e14,
         buckets=list(BUCKETS), layers=layers,
-        rest=RestCalibration(40e-6, 0.5, 6.0, 0.3, measured=rest_measured),
+        rests={"graphs": RestCalibration(40e-6, 0.5, 6.0, 0.3, measured=True)} if rest_measured else {},
     )
