@@ -44,7 +44,9 @@ def random_model_dir(config_dir: str, seed: int = 0) -> str:
     out = Path(tempfile.mkdtemp(prefix="aq-random-")) / Path(config_dir).name
     config = AutoConfig.from_pretrained(config_dir)
     torch.manual_seed(seed)
-    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    dtype = getattr(config, "torch_dtype", None) or torch.bfloat16  # fp32 would double an 8B model's 16 GB
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # random init of 8B params: seconds on a GPU
+        AutoModelForCausalLM.from_config(config, dtype=dtype).save_pretrained(out)
     for f in Path(config_dir).iterdir():
         if f.name.startswith(("tokenizer", "special_tokens", "chat_template", "vocab", "merges")):
             shutil.copy(f, out / f.name)

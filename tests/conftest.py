@@ -21,6 +21,16 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 from tiny_models import ARCHS, tiny_config, tiny_model  # noqa: E402,F401
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """`-m gpu` selects the tests that need a CUDA GPU; without one they are skipped, not failed."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (marked gpu)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(params=ARCHS)
 def arch(request) -> str:
     return request.param

@@ -105,6 +105,7 @@ def test_selector_reasons_name_the_rule() -> None:
         selector.choose(dataclasses.replace(problem, group=32), StreamConfig(block_n=16, block_k=128))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
 def test_layers_on_another_gpu_launch_there() -> None:
     layer = _model()[0].to("cuda:1")

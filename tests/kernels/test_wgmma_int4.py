@@ -55,6 +55,7 @@ def _check(fmt: str, m: int, n: int, k: int, bias: bool) -> None:
     assert rel < 2e-3, f"{fmt} M={m} N={n} K={k}: relative error {rel:.2e}"
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not HOPPER, reason="needs an sm_90 GPU (wgmma)")
 @pytest.mark.parametrize("fmt", ["int4-g64-sym", "int4-g64-asym", "int4-g128-sym", "int4-g128-asym",
                                  "int4-pc-sym", "int4-pc-asym"])
@@ -67,6 +68,7 @@ def test_matches_reference(fmt: str, m: int, n: int, k: int, bias: bool) -> None
     _check(fmt, m, n, k, bias)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not HOPPER, reason="needs an sm_90 GPU (wgmma)")
 def test_wo_matmul_routes_large_m_here() -> None:
     state = LaunchState()

@@ -280,7 +280,7 @@ def test_pruning_never_keeps_a_config_across_groups() -> None:
         prefill_tiled.prune(prefill_tiled.tuned.configs, dict(N=256, K=256, GROUP=16, BITS=4, M=64))
 
 
-@pytest.mark.skipif(DEVICE != "cuda", reason="the autotuned launch (the interpreter runs default configs)")
+@pytest.mark.gpu  # the autotuned launch (the interpreter runs default configs)
 @pytest.mark.parametrize("fmt,m", [("int4-g32-asym", 1), ("int8-g32-sym", 1), ("int4-g64-sym", 2), ("int4-g32-asym", 4),
                                    ("int4-g32-sym", 17)])
 def test_tuned_decode_small_groups(fmt: str, m: int) -> None:
@@ -318,6 +318,7 @@ SM90 = pytest.mark.skipif(DEVICE != "cuda" or torch.cuda.get_device_capability()
                           reason="programmatic dependent launch: CUDA graphs on sm_90+")
 
 
+@pytest.mark.gpu
 @SM90
 @pytest.mark.parametrize("fmt,m", [("int4-g128-sym", 1), ("int4-g128-asym", 1), ("int8-pc-sym", 1),
                                    ("int4-g128-sym", 2), ("int4-g128-asym", 2)])
@@ -345,6 +346,7 @@ def test_decode_chain_in_a_graph_with_dependent_launch(fmt: str, m: int, many: b
     _replay_checked(graph, qws, xs)
 
 
+@pytest.mark.gpu
 @SM90
 def test_decode_tuned_launch_in_a_graph() -> None:
     # The autotuned path: PDL in capture follows the eager launch's tuned config, whose PDL
@@ -390,6 +392,7 @@ def _forced_pick(pdl: bool) -> tuple[list, object]:
     return picks, forced
 
 
+@pytest.mark.gpu
 @SM90
 @pytest.mark.parametrize("fmt", ["int4-g128-sym", "int4-g128-asym", "int8-pc-sym"])
 @pytest.mark.parametrize("pdl", [True, False])
@@ -408,6 +411,7 @@ def test_dot_chain_in_a_graph_follows_the_graph_pick(fmt: str, pdl: bool) -> Non
     _replay_checked(graph, qws, xs)
 
 
+@pytest.mark.gpu
 @SM90
 def test_dot_graph_pick_times_and_caches() -> None:
     # The real pick: it times the tuner's best few with and without PDL and keeps the fastest;
@@ -424,6 +428,7 @@ def test_dot_graph_pick_times_and_caches() -> None:
     _replay_checked(graph, qws, xs)
 
 
+@pytest.mark.gpu
 @SM90
 @pytest.mark.parametrize("fmt", ["int4-g128-asym", "int4-g32-asym", "int8-pc-sym"])
 @pytest.mark.parametrize("pdl", [True, False])
@@ -441,6 +446,7 @@ def test_word_chain_in_a_graph_follows_the_pdl_pick(fmt: str, pdl: bool) -> None
     _replay_checked(graph, qws, xs)
 
 
+@pytest.mark.gpu
 @SM90
 def test_word_pdl_pick_times_and_caches() -> None:
     # The real pick for M = 1: timed with and without PDL; a second process (a fresh state)
