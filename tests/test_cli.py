@@ -34,10 +34,25 @@ def test_estimate_json_on_a_config_only_llama2_7b(tmp_path, capsys):
     assert d["total_bytes"] > d["weights_bytes"] > 3e9
 
 
+def test_estimate_latency_by_runtime_from_the_built_in_h100_profile(capsys):
+    """The built-in H100 profile of Llama-3-8B measured the graphs rest only: eager says estimated."""
+    got = {}
+    for runtime in ("graphs", "eager"):
+        code, out, _ = run(["estimate", "--model", "bench/configs/llama-3-8b", "--plan", "int4-g128-asym",
+                            "--hardware", "h100", "--runtime", runtime, "--json"], capsys)
+        assert code == 0
+        got[runtime] = json.loads(out)
+        assert got[runtime]["runtime"] == runtime and runtime in got[runtime]["latency_source"]
+    assert got["graphs"]["latency_estimated"] is False and got["eager"]["latency_estimated"] is True
+    assert got["graphs"]["total_bytes"] == got["eager"]["total_bytes"]  # memory does not depend on the runtime
+    assert 0 < got["graphs"]["decode_s"] < got["eager"]["decode_s"]
+
+
 @pytest.mark.parametrize(
     "args,match",
     [(["estimate", "--plan", "int5"], "unknown format"),
      (["estimate", "--model", "./nope"], "neither an existing path"),
+     (["estimate", "--runtime", "vllm"], "runtime must be one of graphs, eager"),
      (["estimate", "--model", "missing.gguf"], "not found"),
      (["estimate", "--plan", "missing-plan.json"], "plan file not found"),
      (["estimate", "--batch", "0"], "at least 1")],

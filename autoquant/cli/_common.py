@@ -22,6 +22,9 @@ ModelOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Concurrent sequences.")]
 ContextOpt = Annotated[int, typer.Option("--context", "-c", help="Tokens per sequence (prompt + generated).")]
+RuntimeOpt = Annotated[str, typer.Option(
+    "--runtime", help="How the model will run: graphs (decode steps replayed as CUDA graphs, as serving engines "
+                      "do) or eager (op by op, plain transformers); sets the rest-of-model latency.")]
 EngineOpt = Annotated[
     Optional[str],
     typer.Option(

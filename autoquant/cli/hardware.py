@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from autoquant.costs import format_bytes, format_seconds
-from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console, err_console
+from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, RuntimeOpt, console, err_console
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat, all_formats
 from autoquant.hardware.latency import (all_profiles, choose_profile, latency_model_for, local_gpu_name,
@@ -116,7 +116,7 @@ def profile(
     config = load_config(source)
     shape = ModelShape.from_source(source)
     n_shapes = len({(l.out_features, l.in_features) for l in shape.layers})
-    total = n_shapes * len(set(fmts) | {QuantFormat("fp16")}) + (4 if rest else 0)
+    total = n_shapes * len(set(fmts) | {QuantFormat("fp16")}) + (8 if rest else 0)  # 4 forwards x 2 runtimes
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=err_console) as bar:
         task = bar.add_task("profiling", total=total)
@@ -135,6 +135,7 @@ def latency(
     hardware: HardwareOpt = None,
     batch: BatchOpt = 1,
     context: ContextOpt = 4096,
+    runtime: RuntimeOpt = "graphs",
     as_json: JsonOpt = False,
 ) -> None:
     """Decode and prefill latency of MODEL under PLAN: measured from a profile, or estimated from a roofline."""
@@ -146,7 +147,10 @@ def latency(
         raise UserError(f"--batch and --context must be at least 1 (got {batch}, {context})")
     source = resolve_model(model)
     shape = ModelShape.from_source(source)
-    lat_model = latency_model_for(hardware, shape)
+    try:
+        lat_model = latency_model_for(hardware, shape, runtime)
+    except ValueError as e:
+        raise UserError(f"--runtime: {e}") from None
     the_plan = resolve_plan(plan, list(shape.layers), source.display)
     lat = plan_latency(shape, the_plan, lat_model, batch, context)
     if as_json:
@@ -163,4 +167,5 @@ def latency(
                   f"{format_seconds(lat.prefill_s)} ({label})")
     console.print(table)
     if lat.estimated:
-        err_console.print("note: estimated — no measured profile covers every layer of this plan on this GPU")
+        err_console.print(f"note: estimated — no measured profile covers every layer of this plan and the rest "
+                          f"of the model ({runtime}) on this GPU")

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from autoquant.costs import parse_latency, parse_quality, parse_size
-from autoquant.cli._common import BatchOpt, ContextOpt, EngineOpt, JsonOpt, ModelOpt, console, err_console
+from autoquant.cli._common import BatchOpt, ContextOpt, EngineOpt, JsonOpt, ModelOpt, RuntimeOpt, console, err_console
 from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.search import (DEFAULT_EVAL_TOKENS, DEFAULT_MEASURE, DEFAULT_SAMPLER, DEFAULT_TRIALS, SAMPLERS,
@@ -36,6 +36,7 @@ def search(
     hardware: Annotated[Optional[str], typer.Option("--hardware", help="GPU name (h100, a100, ...; see `autoquant hardware list`) or a profile JSON. Default: this machine's GPU, else h100 (estimated).")] = None,
     batch: BatchOpt = 1,
     context: ContextOpt = 4096,
+    runtime: RuntimeOpt = "graphs",
     space: Annotated[Optional[str], typer.Option("--space", help="Search space YAML, or a bundled name (default, aggressive).")] = None,
     trials: Annotated[int, typer.Option("--trials", "-n", help="Trials to add to the study (proxy-scored, milliseconds each).")] = DEFAULT_TRIALS,
     study: Annotated[Optional[str], typer.Option("--study", help="Study name; the same name resumes it and adds trials. Default: <space>-b<batch>-c<context>.")] = None,
@@ -66,7 +67,7 @@ def search(
         budgets=budgets, model=model, hardware=hardware, batch=batch, context=context, space=space,
         trials=trials, study=study, storage=storage, calib=calib, eval=eval_file, eval_tokens=eval_tokens,
         measure_plans=measure, runs_dir=runs_dir, sampler=sampler, seed=seed, progress=not no_progress,
-        engine=engine,
+        engine=engine, runtime=runtime,
     )
     if export_dir is not None:
         _check_export_dir(export_dir)  # before minutes of search, not after

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from autoquant.costs import Budgets
 from autoquant.engines import DEFAULT_ENGINE
 from autoquant.errors import UserError
+from autoquant.hardware.base import RUNTIMES
 from autoquant.quality import DEFAULT_EVAL_TOKENS
 from autoquant.runs import DEFAULT_RUNS_DIR
 from autoquant.search.study import DEFAULT_SAMPLER, SAMPLERS
@@ -43,6 +44,7 @@ class SearchRequest:
     seed: int | None = 0
     progress: bool = True
     engine: str = DEFAULT_ENGINE  # where the plan will run: the space keeps to what it loads
+    runtime: str = "graphs"  # how it will run (CUDA graphs or eager): the latency model's rest of the forward
 
 
 def default_study_name(space: SearchSpace, batch: int, context: int) -> str:
@@ -61,5 +63,7 @@ def validate_request(req: SearchRequest) -> None:
                         params=("eval_tokens",))
     if req.measure_plans < 1:
         raise UserError(f"{{measure_plans}} must be at least 1 (got {req.measure_plans})", params=("measure_plans",))
+    if req.runtime not in RUNTIMES:
+        raise UserError(f"{{runtime}} must be one of {', '.join(RUNTIMES)} (got {req.runtime!r})", params=("runtime",))
     if req.sampler not in SAMPLERS:
         raise UserError(f"unknown sampler {req.sampler!r}; accepted: {', '.join(SAMPLERS)}")

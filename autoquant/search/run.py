@@ -62,7 +62,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     source = resolve_model(req.model)
     space = restrict_space(load_space(req.space), get_engine(req.engine))  # engine: its formats only
     shape = ModelShape.from_source(source)
-    latency_model = latency_model_for(req.hardware, shape)  # a built-in profile only where it covers the model
+    latency_model = latency_model_for(req.hardware, shape, req.runtime)  # a built-in profile only where it covers the model
     calib = calibration_text(req.calib)
     eval_text = evaluation_text(req.eval, calib)
     budgets = req.budgets
