@@ -133,6 +133,7 @@ def linear_only_seconds(model: nn.Module, batch: int, device: str) -> float:
     return graph_seconds(lambda: [c() for c in calls], replays=10)
 
 
+@torch.no_grad()  # else the static cache's in-place updates chain every step's autograd graph (OOM)
 def time_variant(model: nn.Module, device: str, smoke: bool, extra_fp16: bool) -> dict:
     out: dict = {"decode": {}, "prefill": {}}
     context = 64 if smoke else CONTEXT
@@ -146,8 +147,8 @@ def time_variant(model: nn.Module, device: str, smoke: bool, extra_fp16: bool) -
 
             rec["graph_s"] = graph_seconds(step, replays=30)
             rec["tokens_per_s"] = batch / rec["graph_s"]
+            rec["eager_s"] = eager_seconds(step, 20, device)  # every variant: eager launch cost differs by kernel
             if extra_fp16:
-                rec["eager_s"] = eager_seconds(step, 20, device)
                 rec["linear_only_graph_s"] = linear_only_seconds(model, batch, device)
                 rec["rest_graph_s"] = rec["graph_s"] - rec["linear_only_graph_s"]
                 rec["rest_eager_s"] = rec["eager_s"] - rec["linear_only_graph_s"]
@@ -159,6 +160,7 @@ def time_variant(model: nn.Module, device: str, smoke: bool, extra_fp16: bool) -
     return out
 
 
+@torch.no_grad()
 def compiled_fp16(model: nn.Module, device: str) -> dict:
     """transformers' documented fast path: static cache + torch.compile(mode="reduce-overhead")."""
     model.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=True)
@@ -175,7 +177,7 @@ def build(config_dir: str, dtype: torch.dtype, device: str) -> nn.Module:
     config = AutoConfig.from_pretrained(config_dir)
     torch.manual_seed(0)
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+        return AutoModelForCausalLM.from_config(config, dtype=dtype).eval().requires_grad_(False)
 
 
 def main() -> None:

@@ -53,6 +53,18 @@ def build_random(config_dir: Path, out: Path, layers: int | None, vocab: int | N
     return {"params": params, "bf16_bytes": 2 * params, "largest_tensor_bytes": largest}
 
 
+def _rss_split(pid: int) -> dict[str, int]:
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                out[key] = int(rest.split()[0]) * 1024  # kB
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="directory with config.json")
@@ -74,7 +86,14 @@ def main() -> None:
            "--out", str(work / "export"), "--engine", args.engine, "--max-shard-size", args.max_shard_size,
            "--no-progress"]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    child = subprocess.Popen(cmd)
+    split = {"RssAnon": 0, "RssFile": 0}
+    while child.poll() is None:  # RSS split: private memory vs file pages mapped from the source shards
+        for key, value in _rss_split(child.pid).items():
+            split[key] = max(split[key], value)
+        time.sleep(0.05)
+    if child.returncode != 0:
+        raise SystemExit(f"export failed with exit code {child.returncode}")
     seconds = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
     from autoquant.costs import parse_size
@@ -84,6 +103,9 @@ def main() -> None:
         "config": args.config, "layers": args.layers, "vocab": args.vocab, "plan": args.plan, "engine": args.engine,
         "max_shard_size": args.max_shard_size, **model, "export_s": round(seconds, 1),
         "export_bytes": exported, "peak_rss_bytes": peak,
+        # sampled every 50 ms: anonymous (private) pages, and pages of mmapped files (the safetensors
+        # shards read through safe_open: clean page cache the kernel can drop under pressure)
+        "peak_rss_anon_bytes": split["RssAnon"], "peak_rss_file_bytes": split["RssFile"],
         "bound_bytes": parse_size(args.max_shard_size) + 2 * model["largest_tensor_bytes"] + 2 * 10**9,
         "machine": f"{torch.get_num_threads()} threads, torch {torch.__version__}",
     }

@@ -108,6 +108,8 @@ def main() -> None:
     ap.add_argument("--calib-tokens", type=int, default=DEFAULT_CALIB_TOKENS)
     ap.add_argument("--measure-tokens", type=int, default=DEFAULT_MEASURE_TOKENS)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--cache-root", default=None, help="where the fresh caches go (default: a temp dir); "
+                                                       "their JSONL grows pair by pair, so a cut-off run still shows its rate")
     args = ap.parse_args()
 
     if args.random_from:
@@ -128,7 +130,7 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     for i, workers in enumerate(int(w) for w in args.workers.split(",")):
-        cache = tempfile.mkdtemp(prefix="aq-profile-cache-")
+        cache = tempfile.mkdtemp(prefix="aq-profile-cache-", dir=args.cache_root)
         load_before = os.getloadavg()
         t = time.perf_counter()
         table = profile_sensitivity(source, space, calib, workers=workers, progress=False, cache_dir=cache, **settings)
