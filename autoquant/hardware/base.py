@@ -19,7 +19,7 @@ class RestCalibration:
     """The part of a forward that is not a linear layer: attention over the KV cache,
     norms, rotary, activations, residual adds, embedding, and the gaps between small kernels.
 
-        decode  = blocks * block_s + kv_cache_bytes / (bandwidth * kv_efficiency)
+        decode  = blocks * (block_s + decode_floor_s) + kv_cache_bytes / (bandwidth * kv_efficiency)
         prefill = blocks * (block_s + tokens * token_passes * (hidden + intermediate) * 2 / bandwidth)
                   + attention_flops / (fp16_flops * attn_efficiency)
     """
@@ -29,6 +29,9 @@ class RestCalibration:
     token_passes: float  # elementwise traffic per token per block, in (hidden + intermediate) x 2 bytes
     attn_efficiency: float  # fraction of peak 16-bit FLOPs prefill attention reaches
     measured: bool  # fitted to timed forwards on this GPU, or a default
+    # eager only: seconds per block a decode step adds when launched op by op (CPU-bound launches);
+    # prefill is GPU-bound, so eager prefill shares the graphs fit
+    decode_floor_s: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,7 +40,7 @@ class RestCalibration:
     def from_dict(cls, d: dict) -> RestCalibration:
         return cls(
             float(d["block_s"]), float(d["kv_efficiency"]), float(d["token_passes"]),
-            float(d["attn_efficiency"]), bool(d.get("measured", False)),
+            float(d["attn_efficiency"]), bool(d.get("measured", False)), float(d.get("decode_floor_s", 0.0)),
         )
 
 

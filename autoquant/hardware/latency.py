@@ -78,7 +78,7 @@ def _q_width(shape: ModelShape) -> int:
 def rest_decode_seconds(shape: ModelShape, model: LatencyModel, batch: int, context: int) -> float:
     r = model.rest
     kv = kv_cache_bytes(shape, batch, context)
-    return shape.num_blocks * r.block_s + kv / (model.bandwidth * r.kv_efficiency)
+    return shape.num_blocks * (r.block_s + r.decode_floor_s) + kv / (model.bandwidth * r.kv_efficiency)
 
 
 def rest_prefill_seconds(shape: ModelShape, model: LatencyModel, batch: int, context: int) -> float:

@@ -18,6 +18,7 @@ Every number from this model is an estimate: `measured` is False.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from autoquant.formats import QuantFormat
@@ -28,12 +29,10 @@ ACT_BYTES = 2  # fp16/bf16 activations
 BW_EFFICIENCY = {16: 0.90, 8: 0.87, 4: 0.72}  # by weight bits, vs datasheet DRAM bandwidth
 FLOPS_EFFICIENCY = {16: 0.67, 8: 0.63, 4: 0.58}  # by weight bits, vs datasheet 16-bit tensor peak
 LAUNCH_S = 5e-6  # a kernel's fixed cost in a CUDA graph: launch, ramp-up, tail
-# Per runtime. graphs: the earlier H100 profile's fit (HF transformers forwards in CUDA graphs).
-# eager: PLACEHOLDER until the H200 profile's eager fit replaces it.
-DEFAULT_RESTS = {
-    "graphs": RestCalibration(block_s=89e-6, kv_efficiency=0.06, token_passes=16.0, attn_efficiency=0.18, measured=False),
-    "eager": RestCalibration(block_s=250e-6, kv_efficiency=0.06, token_passes=16.0, attn_efficiency=0.18, measured=False),
-}
+# Per runtime. graphs: the H100 profile's fit (HF transformers forwards in CUDA graphs); eager adds
+# the H200 profile's decode floor (Python launches, ~0.31 ms a block for Llama-3-8B).
+_GRAPHS_REST = RestCalibration(block_s=89e-6, kv_efficiency=0.06, token_passes=16.0, attn_efficiency=0.18, measured=False)
+DEFAULT_RESTS = {"graphs": _GRAPHS_REST, "eager": dataclasses.replace(_GRAPHS_REST, decode_floor_s=310e-6)}
 
 
 def _calibrated(table: dict[int, float], bits: int) -> float:

@@ -48,6 +48,20 @@ def test_built_in_profile_measures_llama_8b_on_h100(no_user_profiles, capsys) ->
     assert d["decode_s"] == pytest.approx(8.10e-3, abs=0.005e-3)
 
 
+def test_built_in_h200_profile_serves_search_hardware_h200_per_runtime(no_user_profiles, capsys) -> None:
+    """Issue 28: the H200 profile (both runtimes' rest measured) is found by name; graphs is measured,
+    eager with quantized layers is labelled estimated (their Python launch cost is not profiled)."""
+    got = {}
+    for runtime, plan in (("graphs", "int4-g128-asym"), ("eager", "int4-g128-asym"), ("eager", "fp16")):
+        assert main(["hardware", "latency", "--model", LLAMA_8B, "--hardware", "h200", "--plan", plan,
+                     "--runtime", runtime, "--json"]) == 0
+        got[runtime, plan] = json.loads(capsys.readouterr().out)
+        assert "NVIDIA H200 profile" in got[runtime, plan]["source"] and got[runtime, plan]["runtime"] == runtime
+    assert got["graphs", "int4-g128-asym"]["estimated"] is False and got["eager", "fp16"]["estimated"] is False
+    assert got["eager", "int4-g128-asym"]["estimated"] is True
+    assert got["eager", "int4-g128-asym"]["decode_s"] > 3 * got["graphs", "int4-g128-asym"]["decode_s"]
+
+
 def test_a_model_the_profile_does_not_cover_gets_the_roofline(no_user_profiles, shape) -> None:
     assert isinstance(latency_model_for("h100", shape), RooflineModel)
     assert isinstance(latency_model_for("l4", ModelShape.from_source(resolve_model(LLAMA_8B))), RooflineModel)
@@ -55,7 +69,7 @@ def test_a_model_the_profile_does_not_cover_gets_the_roofline(no_user_profiles, 
 
 def test_a_profile_on_a_newer_driver_replaces_the_built_in_one(no_user_profiles) -> None:
     llama = ModelShape.from_source(resolve_model(LLAMA_8B))
-    (_, builtin), = builtin_profiles()
+    (_, builtin), = [(p, pr) for p, pr in builtin_profiles() if profile_spec(pr) == get_spec("h100")]
     newer = make_profile(llama)
     newer.gpu["driver"] = "999.1"
     path = newer.save()
