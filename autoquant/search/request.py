@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoquant.costs import Budgets
-from autoquant.engines import DEFAULT_ENGINE
+from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.quality import DEFAULT_EVAL_TOKENS
 from autoquant.runs import DEFAULT_RUNS_DIR
@@ -42,7 +42,15 @@ class SearchRequest:
     sampler: str = DEFAULT_SAMPLER
     seed: int | None = 0
     progress: bool = True
-    engine: str = DEFAULT_ENGINE  # where the plan will run: the space keeps to what it loads
+    # A directory where measured plans are shared with other searches of the model
+    # (autoquant.search.measured_plans); None: only this study's own measurements are reused.
+    shared_measurements: str | None = None
+    engine: str | None = None  # where the plan will run (the space keeps to what it loads); None: default_engine
+
+    def __post_init__(self) -> None:
+        # The one place the default applies: llama.cpp for a space of GGUF block formats, else vLLM.
+        if self.engine is None:
+            self.engine = default_engine(space=self.space)
 
 
 def default_study_name(space: SearchSpace, batch: int, context: int) -> str:
