@@ -79,6 +79,18 @@ def _install_cache(files: dict[str, bytes]) -> None:
             os.replace(tmp, path)
 
 
+def search_request(rt: ResolvedTarget, fleet: FleetSpec, runs_dir: str, shared_measurements: str | None):
+    """The search a target stands for (bench/schedule_reuse.py runs the same one in-process)."""
+    from autoquant.search import SearchRequest
+
+    return SearchRequest(
+        budgets=rt.budgets, model=_model_arg(rt.target.model), hardware=rt.search_hardware,
+        batch=rt.target.workload.batch, context=rt.target.workload.context, space=fleet.space,
+        trials=fleet.trials, eval_tokens=fleet.eval_tokens, measure_plans=fleet.measure,
+        runs_dir=runs_dir, progress=False, shared_measurements=shared_measurements,
+    )
+
+
 def search_target(rt: ResolvedTarget, fleet: FleetSpec, cache_files: dict[str, bytes], threads: int,
                   measured: dict[str, bytes] | None = None) -> SearchOutcome:
     """One target's search, through the search library's one entry point.
@@ -88,7 +100,7 @@ def search_target(rt: ResolvedTarget, fleet: FleetSpec, cache_files: dict[str, b
     """
     import torch
 
-    from autoquant.search import SearchRequest, run_search
+    from autoquant.search import run_search
     from autoquant.search.measured_plans import measured_plans_path
     from autoquant.sensitivity.cache import default_cache_dir
 
@@ -99,12 +111,7 @@ def search_target(rt: ResolvedTarget, fleet: FleetSpec, cache_files: dict[str, b
     t0 = time.perf_counter()
     tid = rt.target.id
     with tempfile.TemporaryDirectory(prefix="autoquant-schedule-") as scratch:
-        req = SearchRequest(
-            budgets=rt.budgets, model=_model_arg(rt.target.model), hardware=rt.search_hardware,
-            batch=rt.target.workload.batch, context=rt.target.workload.context, space=fleet.space,
-            trials=fleet.trials, eval_tokens=fleet.eval_tokens, measure_plans=fleet.measure,
-            runs_dir=scratch, progress=False, shared_measurements=str(default_cache_dir()),
-        )
+        req = search_request(rt, fleet, scratch, str(default_cache_dir()))
         try:
             result = run_search(req)
         except NoPlanFitsError as e:
