@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from autoquant.jsonfile import append_lines, warn_skipped
+from autoquant.jsonfile import append_lines, ends_mid_line, read_lines
 from autoquant.plan import Plan
 
 SUFFIX = "-measured-plans.jsonl"
@@ -60,19 +60,10 @@ class MeasuredPlans:
         self._read()
 
     def _read(self) -> None:
-        if not self.path.exists():
-            return
-        skipped = 0
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    self._known[str(rec["key"])] = dict(rec["measured"])
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                    skipped += 1
-        warn_skipped(self.path, skipped, "a run killed mid-write; those plans are measured again")
+        read_lines(self.path, self._parse, "a run killed mid-write; those plans are measured again")
+
+    def _parse(self, rec: dict) -> None:
+        self._known[str(rec["key"])] = dict(rec["measured"])
 
     def key(self, plan: Plan, text_fingerprint: str, eval_tokens: int) -> str:
         data = {"formats": {name: str(f) for name, f in sorted(plan.formats.items())}, "text": text_fingerprint,
@@ -86,19 +77,8 @@ class MeasuredPlans:
     def add(self, plan: Plan, text_fingerprint: str, eval_tokens: int, measured: dict[str, Any]) -> None:
         key = self.key(plan, text_fingerprint, eval_tokens)
         # new_line_first: another process's torn line must not swallow this one
-        append_lines(self.path, [json.dumps({"key": key, "measured": measured})], new_line_first=self._torn())
+        append_lines(self.path, [json.dumps({"key": key, "measured": measured})], new_line_first=ends_mid_line(self.path))
         self._known[key] = dict(measured)
-
-    def _torn(self) -> bool:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                if not fh.tell():
-                    return False
-                fh.seek(-1, os.SEEK_END)
-                return fh.read(1) != b"\n"
-        except FileNotFoundError:
-            return False
 
     def __len__(self) -> int:
         return len(self._known)
