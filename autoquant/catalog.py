@@ -137,5 +137,6 @@ class SearchOutcome:
     latency: Latency | None = None
     formats: dict[str, str] | None = None  # the recommended plan, layer -> format
     files: dict[str, bytes] = field(default_factory=dict)  # name -> content
+    cache_files: dict[str, bytes] = field(default_factory=dict)  # the model's measured plans, for later searches
     seconds: float = 0.0
     error: str = ""  # an unexpected failure: the target stays stale

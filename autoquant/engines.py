@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
 from autoquant.layers import LinearLayer
-from autoquant.space import SearchSpace
+from autoquant.space import SearchSpace, load_space
 
 DEFAULT_ENGINE = "vllm"
 
@@ -145,7 +145,7 @@ class EngineSpace(SearchSpace):
 
 def restrict_space(space: SearchSpace, engine: Engine) -> SearchSpace:
     """The space less what `engine` does not load; a role (or lm_head) left with no format is a
-    UserError naming it. For another engine than the default the space is named `<space>+<engine>`,
+    UserError naming it. For another engine than the space's default the space is named `<space>+<engine>`,
     so its studies and run directory are its own (the engine is in the study's space signature
     either way). The autoquant engine loads everything: its space is the space itself."""
     if engine.name == "autoquant":
@@ -162,11 +162,20 @@ def restrict_space(space: SearchSpace, engine: Engine) -> SearchSpace:
     if not lm_head:
         raise UserError(f"search space {space.name!r}: lm_head has no format that engine {engine.name!r} loads")
     fields = {f: getattr(space, f) for f in space.__dataclass_fields__}
-    name = space.name if engine.name == DEFAULT_ENGINE else f"{space.name}+{engine.name}"
+    name = space.name if engine.name == _space_default(space) else f"{space.name}+{engine.name}"
     fields.update(name=name, role_formats=roles, lm_head_formats=lm_head, engine=engine)
     return EngineSpace(**fields)
 
 
 def default_engine(space: str | None = None, fmt: str | None = None) -> str:
-    """The engine when none is named: llama.cpp for the llamacpp space or a GGUF export, else vLLM."""
-    return "llamacpp" if space == "llamacpp" or fmt == "gguf" else DEFAULT_ENGINE
+    """The engine when none is named: llama.cpp for a GGUF export or a space whose quantized
+    formats are all llama.cpp block formats (the bundled llamacpp space, or a YAML of your own),
+    else vLLM. The search request applies it, so the CLI, the schedule and the app agree."""
+    if fmt == "gguf":
+        return "llamacpp"
+    return DEFAULT_ENGINE if space is None else _space_default(load_space(space))
+
+
+def _space_default(space: SearchSpace) -> str:
+    quantized = [f for f in space.all_formats() if not f.is_float]
+    return "llamacpp" if quantized and all(f.is_gguf for f in quantized) else DEFAULT_ENGINE

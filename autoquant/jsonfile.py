@@ -91,6 +91,39 @@ def append_lines(path: str | os.PathLike, lines: list[str], *, new_line_first: b
         ) from None
 
 
+def ends_mid_line(path: str | os.PathLike) -> bool:
+    """Whether the file's last write was cut short (a missing file or an empty one was not)."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def read_lines(path: str | os.PathLike, parse: Callable[[dict], Any], what: str) -> bool:
+    """Call `parse` on each JSON line of `path`; a line that fails (torn by a kill, or corrupt) is
+    skipped with one warning naming `what` happens to it. True when the file ends mid-line: the
+    next `append_lines` must start a new one (`new_line_first`)."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    torn = ends_mid_line(path)
+    skipped = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                parse(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                skipped += 1
+    warn_skipped(path, skipped, what)
+    return torn
+
+
 def warn_skipped(path: str | os.PathLike, n: int, what: str) -> None:
     """One warning line on stderr for unreadable records that are skipped and recomputed."""
     if n:

@@ -14,7 +14,6 @@ import typer
 
 from autoquant.costs import parse_latency, parse_quality, parse_size
 from autoquant.cli._common import BatchOpt, ContextOpt, EngineOpt, JsonOpt, ModelOpt, RuntimeOpt, console, err_console
-from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.search import (DEFAULT_EVAL_TOKENS, DEFAULT_MEASURE, DEFAULT_SAMPLER, DEFAULT_TRIALS, SAMPLERS,
                               Budgets, SearchRequest, print_report, run_search, to_json)
@@ -62,7 +61,6 @@ def search(
         latency_s=None if latency_budget is None else parse_latency(latency_budget, "--latency-budget"),
         quality=None if quality_budget is None else parse_quality(quality_budget),
     )
-    engine = engine or default_engine(space=space)
     request = SearchRequest(
         budgets=budgets, model=model, hardware=hardware, batch=batch, context=context, space=space,
         trials=trials, study=study, storage=storage, calib=calib, eval=eval_file, eval_tokens=eval_tokens,
@@ -80,7 +78,7 @@ def search(
     else:
         print_report(result, console)
     if export_dir is not None:
-        _export_recommended(result, export_dir, model, engine, no_progress)
+        _export_recommended(result, export_dir, model, request.engine, no_progress)
 
 
 def _check_export_dir(out: str) -> None:

@@ -47,12 +47,19 @@ class GPUSpec:
 _NV_AMPERE = "NVIDIA A100 Tensor Core GPU datasheet (2021)"
 _NV_HOPPER = "NVIDIA H100 Tensor Core GPU datasheet (2023)"
 _NV_H200 = "NVIDIA H200 Tensor Core GPU datasheet (2024)"
-_NV_BLACKWELL = "NVIDIA DGX B200 / HGX B200 datasheet (2024), per GPU"
+_NV_BLACKWELL = ("NVIDIA Blackwell architecture technical brief, pp. 19-20: 2.25 PFLOPS dense bf16, 8 TB/s (as cited "
+                 "by pytorch/ao torchao/testing/training/roofline_utils.py); 148 SMs and 178.35 GB as the CUDA driver "
+                 "reports them (pytorch/ao PR 4002); 180 GB as MLPerf Inference v6.0 names it (B200-SXM-180GB)")
 _NV_ADA_DC = "NVIDIA {} datasheet (2023)"
 _NV_ADA = "NVIDIA Ada Lovelace GPU architecture whitepaper v2.1, appendix A (fp16 tensor, fp32 accumulate)"
-_NV_RTX_BW = "NVIDIA RTX Blackwell GPU architecture whitepaper v1.1, appendix (fp16 tensor, fp32 accumulate)"
-_AMD_MI300X = "AMD Instinct MI300X accelerator datasheet (2023)"
-_AMD_MI325X = "AMD Instinct MI325X accelerator datasheet (2024)"
+_NV_RTX_BW = ("NVIDIA RTX Blackwell GPU architecture whitepaper: 209.5 TFLOPS bf16 with fp32 accumulate and "
+              "1792 GB/s (as cited by pytorch/ao torchao/testing/training/roofline_utils.py); 170 SMs and 32 GB as "
+              "torch.cuda.get_device_properties reports them (dnakov/consumer-mamf on Hugging Face)")
+_AMD_MI300X = ("AMD Instinct MI300X data sheet, p. 1: 1307 TFLOPS bf16, 5.3 TB/s (as cited by pytorch/ao "
+               "torchao/testing/training/roofline_utils.py)")
+_AMD_MI325X = ("256 GB and 304 CUs: ROCm documentation, AMD GPU specifications (rocm.docs.amd.com "
+               "reference/gpu-specs); 6.0 TB/s and 1307 TFLOPS fp16: a cloud vendor's page (docs.vultr.com, "
+               "ROCm hardware requirements), not checked against AMD's own datasheet")
 _NOT_RUN_ON_AMD = ("this project's Triton kernels were never timed on ROCm: the roofline's efficiencies "
                    "come from an H100")
 _GEFORCE = "consumer card: fp32-accumulate tensor rate is half the fp16-accumulate one"
@@ -63,7 +70,9 @@ BUILTIN_SPECS: tuple[GPUSpec, ...] = (
     GPUSpec("h100-nvl", "NVIDIA H100 NVL 94GB", 94 * GB, 3.9 * TB, 835 * TB, 132, ("h100", "nvl"), _NV_HOPPER),
     GPUSpec("h100", "NVIDIA H100 SXM5 80GB HBM3", 80 * GB, 3.35 * TB, 989 * TB, 132, ("h100",), _NV_HOPPER),
     GPUSpec("h200", "NVIDIA H200 SXM 141GB HBM3e", 141 * GB, 4.8 * TB, 989 * TB, 132, ("h200",), _NV_H200),
-    GPUSpec("b200", "NVIDIA B200 180GB HBM3e", 180 * GB, 8.0 * TB, 2250 * TB, 148, ("b200",), _NV_BLACKWELL),
+    GPUSpec("b200", "NVIDIA B200 180GB HBM3e", 180 * GB, 8.0 * TB, 2250 * TB, 148, ("b200",), _NV_BLACKWELL,
+            "the driver reports a 7680-bit bus at 3996 MHz, 7.67 TB/s (pytorch/ao PR 4002): the 8 TB/s peak may be "
+            "4% high"),
     GPUSpec("a100-40gb", "NVIDIA A100 SXM4 40GB", 40 * GB, 1.555 * TB, 312 * TB, 108, ("a100", "40gb"), _NV_AMPERE),
     GPUSpec("a100", "NVIDIA A100 SXM4 80GB", 80 * GB, 2.039 * TB, 312 * TB, 108, ("a100",), _NV_AMPERE),
     GPUSpec("l40s", "NVIDIA L40S 48GB", 48 * GB, 864 * GB, 362 * TB, 142, ("l40s",), _NV_ADA_DC.format("L40S")),

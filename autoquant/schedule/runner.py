@@ -79,28 +79,44 @@ def _install_cache(files: dict[str, bytes]) -> None:
             os.replace(tmp, path)
 
 
-def search_target(rt: ResolvedTarget, fleet: FleetSpec, cache_files: dict[str, bytes], threads: int) -> SearchOutcome:
-    """One target's search, through the search library's one entry point."""
+def search_request(rt: ResolvedTarget, fleet: FleetSpec, runs_dir: str, shared_measurements: str | None):
+    """The search a target stands for (bench/schedule_reuse.py runs the same one in-process)."""
+    from autoquant.search import SearchRequest
+
+    return SearchRequest(
+        budgets=rt.budgets, model=_model_arg(rt.target.model), hardware=rt.search_hardware,
+        batch=rt.target.workload.batch, context=rt.target.workload.context, space=fleet.space,
+        trials=fleet.trials, eval_tokens=fleet.eval_tokens, measure_plans=fleet.measure,
+        runs_dir=runs_dir, progress=False, shared_measurements=shared_measurements,
+    )
+
+
+def search_target(rt: ResolvedTarget, fleet: FleetSpec, cache_files: dict[str, bytes], threads: int,
+                  measured: dict[str, bytes] | None = None) -> SearchOutcome:
+    """One target's search, through the search library's one entry point.
+
+    `measured`: the model's measured plans as the driver last saw them (other targets' searches),
+    so a target reuses their measurements on any node; the outcome sends the file back, extended.
+    """
     import torch
 
-    from autoquant.search import SearchRequest, run_search
+    from autoquant.search import run_search
+    from autoquant.search.measured_plans import measured_plans_path
+    from autoquant.sensitivity.cache import default_cache_dir
 
     torch.set_num_threads(max(1, threads))
     _install_cache(cache_files)
+    _install_cache(measured or {})
+    shared = measured_plans_path(rt.inputs["model"])
     t0 = time.perf_counter()
     tid = rt.target.id
     with tempfile.TemporaryDirectory(prefix="autoquant-schedule-") as scratch:
-        req = SearchRequest(
-            budgets=rt.budgets, model=_model_arg(rt.target.model), hardware=rt.search_hardware,
-            batch=rt.target.workload.batch, context=rt.target.workload.context, space=fleet.space,
-            trials=fleet.trials, eval_tokens=fleet.eval_tokens, measure_plans=fleet.measure,
-            runs_dir=scratch, progress=False,
-        )
+        req = search_request(rt, fleet, scratch, str(default_cache_dir()))
         try:
             result = run_search(req)
         except NoPlanFitsError as e:
             return SearchOutcome(tid, False, reason=str(e), files=_files(Path(scratch)),
-                                 seconds=time.perf_counter() - t0)
+                                 cache_files=_read(shared), seconds=time.perf_counter() - t0)
         except Exception as e:  # noqa: BLE001  (reported per target; the others still run)
             return SearchOutcome(tid, False, error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0)
         rec = result.recommended
@@ -111,8 +127,12 @@ def search_target(rt: ResolvedTarget, fleet: FleetSpec, cache_files: dict[str, b
             memory_bytes=int(c.memory_bytes),
             latency=Latency(c.decode_s * 1e3, c.prefill_s * 1e3, bool(c.latency_estimated), result.hardware),
             formats={name: str(f) for name, f in rec.plan.formats.items()},
-            files=_files(Path(scratch)), seconds=time.perf_counter() - t0,
+            files=_files(Path(scratch)), cache_files=_read(shared), seconds=time.perf_counter() - t0,
         )
+
+
+def _read(path: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes()} if path.is_file() else {}
 
 
 def _files(scratch: Path) -> dict[str, bytes]:
@@ -228,12 +248,14 @@ def _run_tasks(todo: list[ResolvedTarget], fleet: FleetSpec, catalog: Catalog, a
         profiles = {m: profile_task.remote(m, fleet.space) for m in dict.fromkeys(rt.target.model for rt in todo)}
         say(f"profiling {len(profiles)} model(s), then searching {len(todo)} target(s) on Ray")
         fleet_ref = ray.put(fleet)
+        measured: dict[str, dict[str, bytes]] = {}  # model -> its measured-plans file, as last sent back
         queue = list(todo)
         pending: dict[Any, ResolvedTarget] = {}
         while queue or pending:
             while queue and len(pending) < workers:  # at most `workers` searches at once
                 rt = queue.pop(0)
-                pending[search_task.remote(rt, fleet_ref, profiles[rt.target.model], threads)] = rt
+                m = rt.target.model
+                pending[search_task.remote(rt, fleet_ref, profiles[m], threads, measured.get(m))] = rt
             done: list = []
             while not done:  # a timeout, so Ctrl-C reaches Python between waits
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -244,6 +266,8 @@ def _run_tasks(todo: list[ResolvedTarget], fleet: FleetSpec, catalog: Catalog, a
             except Exception as e:  # noqa: BLE001  (a task or its model's profile failed)
                 o = SearchOutcome(rt.target.id, False, error=f"{type(e).__name__}: {str(e).splitlines()[0]}")
             outcomes.append(o)
+            if o.cache_files:
+                measured[rt.target.model] = o.cache_files
             n = f"[{len(outcomes)}/{len(todo)}]"
             if o.error:
                 say(f"{n} failed {rt.target.id}: {o.error}")

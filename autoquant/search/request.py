@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoquant.costs import Budgets
-from autoquant.engines import DEFAULT_ENGINE
+from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.hardware.base import RUNTIMES
 from autoquant.quality import DEFAULT_EVAL_TOKENS
@@ -43,8 +43,16 @@ class SearchRequest:
     sampler: str = DEFAULT_SAMPLER
     seed: int | None = 0
     progress: bool = True
-    engine: str = DEFAULT_ENGINE  # where the plan will run: the space keeps to what it loads
     runtime: str = "graphs"  # how it will run (CUDA graphs or eager): the latency model's rest of the forward
+    # A directory where measured plans are shared with other searches of the model
+    # (autoquant.search.measured_plans); None: only this study's own measurements are reused.
+    shared_measurements: str | None = None
+    engine: str | None = None  # where the plan will run (the space keeps to what it loads); None: default_engine
+
+    def __post_init__(self) -> None:
+        # The one place the default applies: llama.cpp for a space of GGUF block formats, else vLLM.
+        if self.engine is None:
+            self.engine = default_engine(space=self.space)
 
 
 def default_study_name(space: SearchSpace, batch: int, context: int) -> str:

@@ -31,6 +31,7 @@ from autoquant.runs import search_run_dir
 from autoquant.search import report
 from autoquant.search.dp import exact_front
 from autoquant.search.front import FrontPlan, ParetoFront
+from autoquant.search.measured_plans import MeasuredPlans, measured_plans_path
 from autoquant.search.objectives import SearchProblem
 from autoquant.search.request import SearchRequest, default_study_name, validate_request
 from autoquant.search.result import SearchResult
@@ -161,7 +162,7 @@ def _measure(
     todo += sum((encode_choice(records[i].choice), *key) not in cached for i in measure_set)
     baselines, plans = [], []
     with Progress(req.progress and todo > 0) as ui:
-        measurer = LazyMeter(source, eval_text, req.eval_tokens, ui)
+        measurer = LazyMeter(source, eval_text, req.eval_tokens, ui, _shared(source, req))
         bar = ui.phase("measuring plans (eval text)", todo)
         for label in labels:
             plan = Plan.uniform(QuantFormat.parse(label), problem.layers, source.display)
@@ -191,17 +192,36 @@ class LazyMeter:
     measures. It loads the model and the reference only when a measurement is not cached: a
     rerun whose plans were all measured before finishes in seconds."""
 
-    def __init__(self, source: ModelSource, text: TextSource, tokens: int, ui: Progress) -> None:
-        self.source, self.text, self.tokens, self.ui = source, text, tokens, ui
+    def __init__(self, source: ModelSource, text: TextSource, tokens: int, ui: Progress,
+                 shared: MeasuredPlans | None = None) -> None:
+        self.source, self.text, self.tokens, self.ui, self.shared = source, text, tokens, ui, shared
         self._meter: QualityMeter | None = None
 
     def measure(self, plan: Plan) -> dict[str, Any]:
+        if self.shared is not None:
+            found = self.shared.get(plan, self.text.fingerprint, self.tokens)
+            if found is not None:
+                return found
+            measured = self._measure(plan)
+            self.shared.add(plan, self.text.fingerprint, self.tokens, measured)
+            return measured
+        return self._measure(plan)
+
+    def _measure(self, plan: Plan) -> dict[str, Any]:
         if self._meter is None:
             task = self.ui.phase("loading model + reference", 1)
             self._meter = load_meter(self.source, self.text, self.tokens)  # as `autoquant evaluate` does
             self.ui.advance(task)
         # Keyed by the requested token count: the cache is checked before any tokenizing.
         return {**self._meter.measure(plan).to_dict(), "eval_tokens": self.tokens}
+
+
+def _shared(source: ModelSource, req: SearchRequest) -> MeasuredPlans | None:
+    if req.shared_measurements is None:
+        return None
+    from autoquant.quality import default_device
+
+    return MeasuredPlans(measured_plans_path(fingerprint(source), req.shared_measurements), default_device())
 
 
 def _annotate(rec: FrontPlan, result: SearchResult, budgets: Budgets) -> None:

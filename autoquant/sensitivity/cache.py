@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from autoquant import models
-from autoquant.jsonfile import append_lines, warn_skipped
+from autoquant.jsonfile import append_lines, read_lines
 from autoquant.quality import Measurement
 from autoquant.sensitivity.proxy import ProxyParts
 
@@ -58,29 +58,16 @@ class ProfileCache:
         self._read()
 
     def _read(self) -> None:
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell():
-                fh.seek(-1, os.SEEK_END)
-                self._torn = fh.read(1) != b"\n"
-        skipped = 0
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    kind = rec["kind"]
-                    pair = (rec["layer"], rec["format"]) if kind != "key" else None
-                    if kind == "proxy":
-                        self._proxies[pair] = ProxyParts(rec["output_error"], rec["output_energy"], rec["fisher_error"])
-                    elif kind == "kl":
-                        self._kl[(rec["measure_tokens"], *pair)] = Measurement.from_dict(rec)
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                    skipped += 1  # a torn line from a killed run or a full disk: recomputed
-        warn_skipped(self.path, skipped, "a run killed mid-write or a full disk; their results are recomputed")
+        self._torn = read_lines(self.path, self._parse,
+                                "a run killed mid-write or a full disk; their results are recomputed")
+
+    def _parse(self, rec: dict) -> None:
+        kind = rec["kind"]
+        pair = (rec["layer"], rec["format"]) if kind != "key" else None
+        if kind == "proxy":
+            self._proxies[pair] = ProxyParts(rec["output_error"], rec["output_energy"], rec["fisher_error"])
+        elif kind == "kl":
+            self._kl[(rec["measure_tokens"], *pair)] = Measurement.from_dict(rec)
 
     def _append(self, records: list[dict]) -> None:
         lines = []
