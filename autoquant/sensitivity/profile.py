@@ -149,12 +149,19 @@ def profile_sensitivity(
                 ex = workers_up()
                 stats = _statistics(ex, ui, calib_windows.shape[0], missing_layers, timings)
                 t = time.perf_counter()
-                stats_ref = ex.put(stats)
+                # One object per layer input (q/k/v share one), not one for all: an 8B model's
+                # float32 X^T X totals ~33 GB, more than Ray's object store takes in one piece
+                # (the H200 profile stalled in ray.put); pieces of <= 0.8 GB spill one by one.
+                by_input: dict[str, list[str]] = {}
+                for name in missing_layers:
+                    by_input.setdefault(stats.input_of[name], []).append(name)
+                refs = {name: ref for names in by_input.values() for ref in [ex.put(stats.subset(names))]
+                        for name in names}
                 del stats
                 bar = ui.phase("proxy error (layers)", len(missing_layers))
                 # Largest layers first: the slowest tasks start early, the tail stays short.
                 by_size = sorted(missing_layers, key=lambda n: -_params(layers, n))
-                tasks = [Task(name, "proxies", (stats_ref, name, targets[name])) for name in by_size]
+                tasks = [Task(name, "proxies", (refs[name], name, targets[name])) for name in by_size]
 
                 def proxy_done(task: Task, parts: dict[str, ProxyParts]) -> None:
                     cache.add_proxies(task.key, parts)

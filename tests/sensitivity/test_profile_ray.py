@@ -140,3 +140,26 @@ def test_measure_none_keeps_the_uncalibrated_prior(tiny_source, tmp_path, profil
     assert any("uncalibrated" in n for n in table.notes)
     e = next(iter(table.entries.values()))
     assert table.estimated_kl(e.layer, e.format) == e.proxy
+
+
+def test_statistics_ship_one_input_at_a_time(tiny_source, tmp_path, monkeypatch):
+    """Each Ray object holds one layer input's X^T X (an 8B model's total, ~33 GB, stalled ray.put)."""
+    from autoquant.sensitivity.executor import RayExecutor
+    from autoquant.sensitivity.statistics import LayerStatistics
+
+    shipped: list[LayerStatistics] = []
+    original = RayExecutor.put
+
+    def put(self, value):
+        shipped.append(value)
+        return original(self, value)
+
+    monkeypatch.setattr(RayExecutor, "put", put)
+    table = profile_sensitivity(tiny_source, load_space(None), calibration_text(), cache_dir=tmp_path / "s",
+                                **{**ARGS, "measure": "none", "workers": 1})
+    stats = [v for v in shipped if isinstance(v, LayerStatistics)]
+    assert stats and all(len(s.input_sums) == 1 for s in stats)
+    covered = {name for s in stats for name in s.input_of}
+    assert covered == set(table.layers)
+    # q/k/v (and gate/up) read one tensor: one object for the three, not three copies
+    assert len(stats) < len(covered)
