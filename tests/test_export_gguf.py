@@ -133,7 +133,8 @@ def test_the_llamacpp_search_recommends_a_mixed_gguf_that_reads_back(smollm2, tm
     """The issue's check, at the memory of llama.cpp's own Q4_0 file (at the memory of pure q4_0,
     the space's smallest plan, nothing else fits): the recommended plan holds at least two
     quantized types, beats both q4_0 files on held-out text, and transformers reading its GGUF
-    measures its perplexity within 1% of autoquant's own measurement."""
+    measures its perplexity within 1% of autoquant's own measurement. The longest test here: a
+    cold llamacpp-space profile plus the search, 690 s on 2 cores shared at load average ~10."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from autoquant.apply import temporarily_quantized
