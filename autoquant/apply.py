@@ -5,7 +5,9 @@ Two modes:
     dtype. Any device, any architecture; what quality evaluation uses.
   * "packed": each quantized linear becomes a `kernels.QuantLinear` holding the packed
     codes (Triton kernels on CUDA, a reference path on CPU); what serving and export use.
-A tied lm_head is untied first, so quantizing it leaves the input embedding intact.
+A tied lm_head is untied first, so quantizing it leaves the input embedding intact; except in
+a llama.cpp block format, where a GGUF file holds one `token_embd` for both roles: then the one
+shared tensor is quantized and the lookup reads the quantized rows, as llama.cpp does.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ from autoquant.plan import Plan
 from autoquant.quant import fake_quantize
 
 
-def _untie(model: nn.Module, name: str) -> None:
+def _tied_embedding(model: nn.Module, name: str) -> nn.Module | None:
+    """The input embedding whose weight the layer `name` shares, if it does."""
     module = model.get_submodule(name)
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    if emb is not None and module.weight is getattr(emb, "weight", None):
+    return emb if emb is not None and module.weight is getattr(emb, "weight", None) else None
+
+
+def _untie(model: nn.Module, name: str) -> None:
+    module = model.get_submodule(name)
+    if _tied_embedding(model, name) is not None:
         module.weight = nn.Parameter(module.weight.detach().clone(), requires_grad=False)
         if hasattr(model.config, "tie_word_embeddings"):
             model.config.tie_word_embeddings = False
@@ -40,7 +48,8 @@ def _set_weight_nk(module: nn.Module, w_nk: torch.Tensor) -> None:
 
 @torch.no_grad()
 def fake_quantize_layer(model: nn.Module, name: str, fmt: QuantFormat) -> None:
-    _untie(model, name)
+    if not fmt.is_gguf:  # a block format keeps the tie: the file's one token_embd
+        _untie(model, name)
     module = model.get_submodule(name)
     _set_weight_nk(module, fake_quantize(linear_weight(module), fmt))
 
@@ -81,10 +90,15 @@ def temporarily_quantized(model: nn.Module, formats: Mapping[str, QuantFormat]) 
     Used to measure one layer's effect at a time without reloading the model.
     """
     saved = {}
-    for name in formats:
+    shared = {}  # tied lm_head in a block format -> the embedding that reads the same tensor
+    for name, fmt in formats.items():
         module = model.get_submodule(name)
+        emb = _tied_embedding(model, name) if fmt.is_gguf else None
         saved[name] = module.weight
         module.weight = nn.Parameter(module.weight.detach().clone(), requires_grad=False)
+        if emb is not None:
+            shared[name] = emb
+            emb.weight = module.weight
     try:
         with torch.no_grad():
             for name, fmt in formats.items():
@@ -94,3 +108,5 @@ def temporarily_quantized(model: nn.Module, formats: Mapping[str, QuantFormat]) 
     finally:
         for name, weight in saved.items():
             model.get_submodule(name).weight = weight
+            if name in shared:
+                shared[name].weight = weight

@@ -4,7 +4,10 @@
 
 * weights: every linear layer in its planned format (`QuantFormat.storage_bytes`), the
   embeddings and all other parameters (norms, biases) in 16 bits. A tied lm_head in a
-  16-bit format shares the embedding's storage; quantized, it is a separate copy.
+  16-bit format shares the embedding's storage; quantized, it is a separate copy, except in
+  a llama.cpp block format: a GGUF file holds one `token_embd` tensor that both the input
+  lookup and the output read (as llama.cpp writes tied models), so the head's bytes replace
+  the 16-bit embedding's (`shares_embedding`).
 * KV cache: batch x context x layers x kv-heads x head-dim x 2 (K and V) x kv bytes.
 * activations: the prefill workspace of one block for the whole batch x context (residual,
   normed input, q/k/v/attention output, the MLP's gate and up), 16-bit, plus fp32 logits
@@ -14,10 +17,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
+from autoquant.formats import QuantFormat
 from autoquant.layers import LinearLayer, discover_layers
 from autoquant.models import ModelSource, build_meta_model, load_config
 from autoquant.plan import Plan
@@ -107,8 +111,16 @@ class MemoryEstimate:
         return d
 
 
+def shares_embedding(layer: LinearLayer, fmt: QuantFormat) -> bool:
+    """Whether a tied lm_head under `fmt` is the input embedding's own tensor: in 16 bits, or in
+    a llama.cpp block format (one GGUF `token_embd` serves the lookup and the output, so the
+    lookup reads the quantized rows too). Any other format unties it into a separate copy."""
+    return layer.tied and (fmt.is_float or fmt.is_gguf)
+
+
 def linear_bytes(shape: ModelShape, plan: Plan) -> int:
-    """Linear weights under the plan; a tied lm_head left in 16 bits costs nothing extra."""
+    """Linear weights under the plan; a tied lm_head left in 16 bits costs nothing extra (the
+    embedding's storage), one in a block format is the shared tensor, counted here in its type."""
     total = 0
     for layer in shape.layers:
         fmt = plan.format_of(layer)
@@ -116,6 +128,25 @@ def linear_bytes(shape: ModelShape, plan: Plan) -> int:
             continue
         total += fmt.storage_bytes(layer.out_features, layer.in_features)
     return total
+
+
+def embedding_bytes(shape: ModelShape, plan: Plan) -> int:
+    """Embeddings in 16 bits, less a tied lm_head's rows when it holds them in a block format."""
+    shared = 0
+    for layer in shape.layers:
+        fmt = plan.format_of(layer)
+        if shares_embedding(layer, fmt) and not fmt.is_float:
+            shared += layer.params
+    return (shape.embedding_params - shared) * DTYPE_BYTES
+
+
+def layer_weight_bytes(shape: ModelShape, layer: LinearLayer, fmt: QuantFormat) -> int:
+    """What one layer's format adds to the weights: its storage, less the 16-bit embedding rows
+    it takes over when it is a tied lm_head in a block format (then possibly negative). The search
+    sums these per plan, so a plan's sum differs from `weights_bytes` by a plan-independent constant."""
+    plan = Plan({layer.name: fmt})
+    one = replace(shape, layers=(layer,))
+    return linear_bytes(one, plan) + embedding_bytes(one, plan) - shape.embedding_params * DTYPE_BYTES
 
 
 def kv_cache_bytes(shape: ModelShape, batch: int, context: int, kv_bytes: int = DTYPE_BYTES) -> int:
@@ -132,7 +163,7 @@ def activation_bytes(shape: ModelShape, batch: int, context: int) -> int:
 
 def estimate_memory(shape: ModelShape, plan: Plan, batch: int = 1, context: int = 4096) -> MemoryEstimate:
     lin = linear_bytes(shape, plan)
-    emb = shape.embedding_params * DTYPE_BYTES
+    emb = embedding_bytes(shape, plan)
     other = shape.other_params * DTYPE_BYTES
     kv = kv_cache_bytes(shape, batch, context)
     act = activation_bytes(shape, batch, context)

@@ -90,6 +90,23 @@ def perplexity(model: nn.Module, windows: torch.Tensor, batch_size: int = BATCH_
     return math.exp(nll / (windows.shape[0] * (windows.shape[1] - 1)))
 
 
+def llama_cpp_perplexity(gguf_path: str, windows: torch.Tensor, threads: int = 2) -> float:
+    """Perplexity of a GGUF file run by llama.cpp itself (llama-cpp-python), by the same
+    arithmetic on the same windows: what a llama.cpp user gets from an exported file."""
+    import llama_cpp
+
+    seq = windows.shape[1]
+    llm = llama_cpp.Llama(model_path=str(gguf_path), n_ctx=seq, logits_all=True, n_threads=threads, verbose=False)
+    nll = 0.0
+    for w in windows:
+        llm.reset()
+        llm.eval(w.tolist())
+        logits = torch.tensor(llm.scores[: seq - 1], dtype=torch.float32)
+        nll += F.cross_entropy(logits, w[1:], reduction="sum").item()
+    llm.close()
+    return math.exp(nll / (windows.shape[0] * (seq - 1)))
+
+
 class QualityMeter:
     """Measures variants of one loaded model on fixed windows [n, seq] of token ids."""
 

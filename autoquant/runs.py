@@ -176,7 +176,7 @@ def plan_frame(plan: Plan, run: SearchRun | None = None, table=None) -> pd.DataF
                "format": str(fmt), "bits": fmt.bits}
         if name in shapes:
             s = shapes[name]
-            row["bytes"] = 0 if s.tied else fmt.storage_bytes(s.out_features, s.in_features)
+            row["bytes"] = 0 if s.tied and fmt.is_float else fmt.storage_bytes(s.out_features, s.in_features)
         if table is not None:
             try:
                 row["estimated_kl"] = table.estimated_kl(name, fmt)

@@ -18,7 +18,10 @@ A space is a small YAML file (bundled ones live in the `search_spaces` package):
 Why ties: q/k/v (and gate/up) read the same input, so a runtime fuses them into one matmul
 that needs one format; searching them jointly also shrinks the space threefold.
 Why `tied: keep`: quantizing a tied lm_head unties it, adding a copy of the vocabulary matrix
-(the memory model counts it), so it only pays off for latency; a space must opt in.
+(the memory model counts it), so it only pays off for latency; a space must opt in. A llama.cpp
+block format is the exception: a GGUF file keeps one `token_embd` for both roles, so the head and
+the lookup are quantized together and the f16 embedding is replaced, not copied (the `llamacpp`
+space searches it).
 
 Not every format is exportable for every engine (`autoquant.engines`; `--engine` narrows a space to
 what its engine loads): with zero points (`-asym`) transformers cannot load them; int8 with zero

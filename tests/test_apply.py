@@ -50,3 +50,17 @@ def test_packed_mode_matches_fake_mode():
         a = fake(ids).logits
         b = packed(ids).logits.float()
     assert torch.allclose(a, b, atol=5e-2, rtol=5e-2)
+
+
+def test_a_tied_head_in_a_block_format_quantizes_the_shared_embedding():
+    """As a GGUF file holds it: one token_embd, read by the lookup and the output alike."""
+    q4 = QuantFormat.parse("q4_0")
+    model = tiny_model("qwen2")
+    w = model.lm_head.weight.detach().clone()
+    with temporarily_quantized(model, {"lm_head": q4}):
+        assert model.get_input_embeddings().weight is model.lm_head.weight
+        assert torch.equal(model.get_input_embeddings().weight, fake_quantize(w, q4))
+    assert model.get_input_embeddings().weight is model.lm_head.weight and torch.equal(model.lm_head.weight, w)
+    apply_plan(model, {"lm_head": q4})
+    assert model.get_input_embeddings().weight is model.lm_head.weight
+    assert torch.equal(model.lm_head.weight, fake_quantize(w, q4))

@@ -64,3 +64,20 @@ def test_tied_lm_head_costs_nothing_extra_until_quantized():
     int8 = Plan.uniform("fp16", list(shape.layers))
     int8.formats[head.name] = QuantFormat.parse("int8-pc-sym")
     assert linear_bytes(shape, int8) - linear_bytes(shape, fp16) == head.out_features * head.in_features + head.out_features * 2
+
+
+def test_tied_lm_head_in_a_block_format_replaces_the_embedding():
+    """GGUF keeps one token_embd for both roles: a q4_0 head is that tensor, not a copy."""
+    from autoquant.memory import embedding_bytes, layer_weight_bytes, linear_bytes
+    from tiny_models import tiny_model
+
+    shape = ModelShape.from_model(tiny_model("qwen2"))  # tied, vocab 256 x hidden 64
+    head = shape.layers[-1]
+    fp16 = Plan.uniform("fp16", list(shape.layers))
+    q4 = Plan.uniform("fp16", list(shape.layers))
+    q4.formats[head.name] = QuantFormat.parse("q4_0")
+    q4_bytes = 256 * 64 // 32 * 18  # 18 bytes a 32-weight block
+    assert linear_bytes(shape, q4) - linear_bytes(shape, fp16) == q4_bytes
+    assert embedding_bytes(shape, fp16) - embedding_bytes(shape, q4) == 256 * 64 * 2
+    whole = estimate_memory(shape, q4).weights_bytes - estimate_memory(shape, fp16).weights_bytes
+    assert whole == q4_bytes - 256 * 64 * 2 == layer_weight_bytes(shape, head, QuantFormat.parse("q4_0"))

@@ -61,7 +61,7 @@ def estimate(
     table.add_column("", justify="right")
     rows = [
         ("linear weights", est.linear_bytes, f"{costs.bits_per_weight:.2f} bits/weight"),
-        ("embeddings", est.embedding_bytes, "16-bit"),
+        ("embeddings", est.embedding_bytes, _embedding_note(shape, the_plan)),
         ("norms, biases", est.other_bytes, "16-bit"),
         ("KV cache", est.kv_cache_bytes, "16-bit"),
         ("activations", est.activation_bytes, "prefill workspace"),
@@ -74,3 +74,11 @@ def estimate(
     console.print(table)
     console.print(f"latency on {lat_model.name}: decode step {format_seconds(costs.decode_s)}, "
                   f"prefill {format_seconds(costs.prefill_s)} ({label})")
+
+
+def _embedding_note(shape: ModelShape, plan) -> str:
+    """A tied head in a GGUF block format holds the embedding: say where its bytes went."""
+    head = next((l for l in shape.layers if l.tied), None)
+    if head is not None and plan.format_of(head).is_gguf:
+        return f"tied: lm_head's {plan.format_of(head)}, in linear weights"
+    return "16-bit"

@@ -3,8 +3,10 @@
     linear layers      the plan's format: a llama.cpp block type (q8_0, q4_0, ...) quantized by
                        the gguf package (autoquant.gguf_formats, the bytes the search measured),
                        or F16 / BF16 for fp16 / bf16
-    token embedding    F16 (the memory model keeps embeddings 16-bit); a tied output tensor left
-                       in 16 bits is this same tensor (no `output.weight`, as llama.cpp expects)
+    token embedding    F16 (the memory model keeps embeddings 16-bit); a tied output tensor is
+                       this same tensor (no `output.weight`, as llama.cpp's converter writes tied
+                       models): in 16 bits, or in the tied lm_head's block format when the plan
+                       quantizes it (then the lookup reads the quantized rows, as measured)
     norms              F32, as llama.cpp's converter writes every 1-D tensor
     metadata           copied from the source GGUF (hyper-parameters, tokenizer, chat template),
                        so llama.cpp and transformers read the file as they read the source
@@ -75,6 +77,11 @@ def _encode(w: torch.Tensor, fmt: QuantFormat) -> tuple[np.ndarray, object | Non
     return w.to(torch.float16).numpy(), None
 
 
+def _embedding_name(model: torch.nn.Module) -> str:
+    weight = model.get_input_embeddings().weight
+    return next(n for n, p in model.named_parameters() if p is weight)
+
+
 def _permute_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
     """llama.cpp's converter's q/k permutation (LlamaModel.permute): per head, the two halves
     of the rotary dimensions interleave."""
@@ -120,13 +127,18 @@ def export_gguf(source: ModelSource, plan: Plan, out_file: str | Path, progress:
     plan.validate(layers)
     check_gguf_plan(plan, {l.name: l.in_features for l in layers})
     model = load_model(source, dtype=torch.float32)
-    tied_16 = {l.name for l in layers if l.tied and plan.format_of(l).is_float}
+    # check_gguf_plan leaves a tied lm_head only 16-bit or block formats: both share token_embd
+    tied = {l.name for l in layers if l.tied}
 
     cfg = model.config
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], cfg.num_hidden_layers)
     permute = {"q_proj": cfg.num_attention_heads, "k_proj": cfg.num_key_value_heads} if _ARCHITECTURES[arch] else {}
     formats = {f"{name}.weight": fmt for name, fmt in plan.formats.items()}
     params = dict(model.named_parameters(remove_duplicate=False))
+    for name in tied:
+        fmt = plan.format_of(name)
+        if not fmt.is_float:
+            formats[_embedding_name(model)] = fmt
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")  # a crash leaves no half-written FILE.gguf
@@ -138,7 +150,7 @@ def export_gguf(source: ModelSource, plan: Plan, out_file: str | Path, progress:
         bar = ui.phase("quantizing (gguf)", len(params))
         for hf_name, p in params.items():
             ui.advance(bar)
-            if hf_name.removesuffix(".weight") in tied_16:
+            if hf_name.removesuffix(".weight") in tied:
                 continue  # llama.cpp reads a missing output.weight as tied to token_embd
             gguf_name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
             if gguf_name is None:

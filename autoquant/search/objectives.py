@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from autoquant.costs import PlanCosts
 from autoquant.formats import QuantFormat
 from autoquant.hardware import LatencyModel, PlanLatency, plan_latency
 from autoquant.layers import LinearLayer
-from autoquant.memory import ModelShape, estimate_memory, linear_bytes
+from autoquant.memory import ModelShape, estimate_memory, layer_weight_bytes
 from autoquant.plan import Plan
 from autoquant.space import SearchSpace
 
@@ -44,7 +44,7 @@ class TieGroup:
     layers: tuple[str, ...]
     choices: tuple[QuantFormat, ...]
     kl: tuple[float, ...]  # per choice: summed estimated KL of the members
-    weight_bytes: tuple[int, ...]  # per choice: summed linear bytes of the members
+    weight_bytes: tuple[int, ...]  # per choice: summed bytes the members add (`layer_weight_bytes`)
     decode_s: tuple[float, ...] = ()  # per choice: summed layer seconds of one decode step
     prefill_s: tuple[float, ...] = ()  # per choice: summed layer seconds of the prefill
     measured: tuple[bool, ...] = ()  # per choice: every member's time was measured
@@ -63,11 +63,6 @@ def group_label(names: Sequence[str]) -> str:
         parent = parents.pop()
         return parent + "." + "|".join(n.rpartition(".")[2] for n in names)
     return "|".join(names)
-
-
-def _layer_bytes(shape: ModelShape, layer: LinearLayer, fmt: QuantFormat) -> int:
-    """One layer's bytes, through the memory model so the tied-lm_head rule lives in one place."""
-    return linear_bytes(replace(shape, layers=(layer,)), Plan({layer.name: fmt}))
 
 
 @dataclass(frozen=True)
@@ -128,7 +123,7 @@ class SearchProblem:
             members = [by_name[n] for n in names]
             choices = tuple(space.formats_for(members[0]))
             kl = tuple(float(sum(table.estimated_kl(n, f) for n in names)) for f in choices)
-            nbytes = tuple(sum(_layer_bytes(shape, m, f) for m in members) for f in choices)
+            nbytes = tuple(sum(layer_weight_bytes(shape, m, f) for m in members) for f in choices)
             dec = pre = meas = ()
             if latency is not None:
                 dec = tuple(sum(times[(n, f)][0] for n in names) for f in choices)

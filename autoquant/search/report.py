@@ -92,7 +92,13 @@ def search_notes(result: SearchResult) -> list[str]:
         )
     if result.latency_estimated:
         notes.append(f"latency is estimated ({result.hardware}), not measured on this machine")
-    if any(l.tied and l.role == "lm_head" for l in problem.layers):
+    head = next((l for l in problem.layers if l.tied and l.role == "lm_head"), None)
+    if head is not None and any(f.is_gguf for f in problem.space.formats_for(head)):
+        notes.append(
+            "the tied lm_head is the GGUF file's token_embd: a block format on it quantizes the embedding "
+            "lookup too (one tensor, no copy), and its bytes replace the f16 embedding's"
+        )
+    elif head is not None:
         notes.append(
             "bits/weight counts the tied lm_head at 16 bits: it shares the embedding's storage, so memory "
             "does not grow with it; uniform baselines quantize (and so untie) it, adding a copy"

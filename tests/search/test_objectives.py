@@ -114,3 +114,24 @@ def test_no_latency_model_means_two_objectives() -> None:
 def test_group_label() -> None:
     assert group_label(["a.b.gate_proj", "a.b.up_proj"]) == "a.b.gate_proj|up_proj"
     assert group_label(["x"]) == "x"
+
+
+
+def test_tied_lm_head_in_a_block_format_sums_to_the_memory_model(monkeypatch) -> None:
+    """In the llamacpp space a tied head is the GGUF token_embd: a block format on it makes the
+    weights smaller than f16's, and the DP's per-group sums track the memory model exactly."""
+    import search_fixtures
+
+    from autoquant.space import load_space
+
+    for f in ("q8_0", "q5_1", "q5_0", "q4_1", "q4_0"):
+        monkeypatch.setitem(search_fixtures.FORMAT_FACTOR, f, 1.0)
+    shape = tiny_shape(tied=True)
+    p = problem(shape, load_space("llamacpp"))
+    lm = next(g for g in p.groups if g.label == "lm_head")
+    assert lm.searched and lm.weight_bytes[lm.choices.index(QuantFormat.parse("q4_0"))] < 0 == lm.weight_bytes[0]
+    offsets = set()
+    for choice in _random_choices(p, 20):
+        offsets.add(estimate_memory(shape, p.plan(choice), 1, 256).weights_bytes - p.weight_bytes(choice))
+    assert len(offsets) == 1
+    assert p.plan(p.smallest_choice()).format_of("lm_head") == QuantFormat.parse("q4_0")
