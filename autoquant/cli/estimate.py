@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from autoquant.costs import format_bytes
-from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console
+from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, QuantizerOpt, console
 from autoquant.errors import UserError
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
@@ -25,6 +25,7 @@ def estimate(
     model: ModelOpt = None,
     batch: BatchOpt = 1,
     context: ContextOpt = 4096,
+    quantizer: QuantizerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Estimate the peak VRAM of serving MODEL under PLAN: weights, KV cache, activations, overhead.
@@ -35,14 +36,16 @@ def estimate(
         raise UserError(f"--batch and --context must be at least 1 (got {batch}, {context})")
     source = resolve_model(model)
     shape = ModelShape.from_source(source)
-    the_plan = resolve_plan(plan, list(shape.layers), source.display)
+    # the quantizer changes which codes, never their bytes: checked here, reported, same memory
+    the_plan = resolve_plan(plan, list(shape.layers), source.display, quantizer)
     est = estimate_memory(shape, the_plan, batch=batch, context=context)
     bpw = the_plan.bits_per_weight(list(shape.layers))
     if as_json:
-        out = {"model": source.display, "plan": plan, "params": shape.total_params, "linear_bits_per_weight": round(bpw, 4), **est.to_dict()}
+        out = {"model": source.display, "plan": plan, "plan_summary": the_plan.summary(), "params": shape.total_params, "linear_bits_per_weight": round(bpw, 4), **est.to_dict()}
         console.print_json(json.dumps(out))
         return
-    table = Table(title=f"{source.display} under {plan}: batch {batch}, context {context}", title_justify="left")
+    by = f" ({quantizer})" if quantizer not in (None, "rtn") else ""
+    table = Table(title=f"{source.display} under {plan}{by}: batch {batch}, context {context}", title_justify="left")
     table.add_column("component")
     table.add_column("bytes", justify="right")
     table.add_column("", justify="right")
