@@ -31,7 +31,7 @@ from autoquant.quantizers.gptq import gptq
 
 # GPTQ's H of a K-wide input needs several times K tokens to be well conditioned (SmolLM2's
 # down_proj reads 1,536 inputs); published GPTQ runs use 128 x 2,048 tokens on GPUs.
-CALIB_TOKENS = 16384
+CALIB_TOKENS = 8192
 CALIB_SEQ = 512
 _BLOCK_PREFIX = re.compile(r"^(.*?\.(?:layers|h|blocks|layer)\.\d+)\.")
 
@@ -45,16 +45,21 @@ class _Hessians:
 
     def __init__(self, model: nn.Module, names: list[str]) -> None:
         self.h: dict[str, torch.Tensor] = {}
+        self._last: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
         self._handles = [model.get_submodule(n).register_forward_hook(self._hook(n)) for n in names]
 
     def _hook(self, name: str) -> Callable:
         def hook(module, args, output):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
-            h = x.t() @ x
-            self.h[name] = h if name not in self.h else self.h[name] + h
+            x = args[0]
+            if x is not self._last[0]:  # q/k/v (gate/up) read one tensor: its X^T X once
+                flat = x.detach().reshape(-1, x.shape[-1]).float()
+                self._last = (x, flat.t() @ flat)
+            h = self._last[1]
+            self.h[name] = h.clone() if name not in self.h else self.h[name] + h
         return hook
 
     def close(self) -> None:
+        self._last = (None, None)
         for handle in self._handles:
             handle.remove()
 

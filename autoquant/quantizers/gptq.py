@@ -23,12 +23,18 @@ BLOCK = 128  # columns per lazy-batch block
 
 
 def inverse_cholesky(h: torch.Tensor, damp: float = DAMP) -> torch.Tensor:
-    """Upper Cholesky factor of (H + damp * mean(diag H) I)^-1, in float64."""
-    h = h.double().clone()
+    """Upper Cholesky factor of (H + damp * mean(diag H) I)^-1: float32 as in the reference
+    implementation, float64 where float32 loses positive definiteness."""
     idx = torch.arange(h.shape[0])
-    h[idx, idx] += damp * torch.mean(torch.diag(h))
-    lower = torch.linalg.cholesky(h)
-    return torch.linalg.cholesky(torch.cholesky_inverse(lower), upper=True)
+    for dtype in (torch.float32, torch.float64):
+        hd = h.to(dtype).clone()
+        hd[idx, idx] += damp * torch.mean(torch.diag(hd))
+        try:
+            lower = torch.linalg.cholesky(hd)
+            return torch.linalg.cholesky(torch.cholesky_inverse(lower), upper=True).float()
+        except torch.linalg.LinAlgError:
+            continue
+    raise ValueError("the input Hessian is not positive definite even dampened: too little calibration text?")
 
 
 @torch.no_grad()
@@ -39,7 +45,7 @@ def gptq(w: torch.Tensor, fmt: QuantFormat, h: torch.Tensor, *, damp: float = DA
         raise ValueError(f"gptq quantizes autoquant's integer formats, not {fmt}")
     n, k = w.shape
     w = w.detach().float().clone()
-    h = h.detach().double().clone()
+    h = h.detach().float().clone()
     dead = torch.diag(h) == 0  # inputs that never fire: their weights cannot matter
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
@@ -57,7 +63,7 @@ def gptq(w: torch.Tensor, fmt: QuantFormat, h: torch.Tensor, *, damp: float = DA
             zeros[:] = z
     perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
     w, h = w[:, perm], h[perm][:, perm]
-    u = inverse_cholesky(h, damp).float()
+    u = inverse_cholesky(h, damp)
     codes = torch.zeros(n, k, dtype=torch.uint8)
     for b0 in range(0, k, block):
         b1 = min(b0 + block, k)
@@ -78,7 +84,7 @@ def gptq(w: torch.Tensor, fmt: QuantFormat, h: torch.Tensor, *, damp: float = DA
             zf = float(fmt.sym_zero) if z is None else z.float()
             deq = ((q.float() - zf) * s.float())[:, 0]
             e = (w1[:, i] - deq) / u[b0 + i, b0 + i]
-            w1[:, i:] -= e.unsqueeze(1) * u[b0 + i, b0 + i : b1].unsqueeze(0)
+            w1[:, i:].addr_(e, u[b0 + i, b0 + i : b1], alpha=-1.0)
             err[:, i] = e
         w[:, b1:] -= err @ u[b0:b1, b1:]
     return pack_weight(codes, fmt, scales, zeros)
