@@ -35,6 +35,8 @@ def evaluate(
 ) -> None:
     """Measure perplexity and KL divergence (vs the unquantized model) of each PLAN on held-out text.
 
+    --quantizer applies to every uniform PLAN of the call (run it once per quantizer to compare).
+
     Weights are really quantized (by each layer's quantizer, then dequantized for the CPU/GPU
     forward), so the numbers are measured, not estimated. gptq/awq plans are calibrated block by
     block on wikitext-2 validation first (minutes for SmolLM2 on a CPU).
@@ -59,9 +61,10 @@ def evaluate(
             bar.update(task, description=f"evaluating {name}")
             result = meter.measure(plan)
             mem = estimate_memory(shape, plan)
+            uniform_q = plan.metadata.get("quantizer", "rtn") if "uniform" in plan.metadata else None
             rows.append({
-                "plan": name,
-                "quantizer": plan.metadata.get("quantizer", "rtn") if "uniform" in plan.metadata else "per layer",
+                "plan": name if uniform_q in (None, "rtn") else f"{name} ({uniform_q})",
+                "quantizer": uniform_q or "per layer",
                 "perplexity": result.perplexity,
                 "ppl_change": result.ppl_change,
                 "kl": result.kl,
