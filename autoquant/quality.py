@@ -162,6 +162,17 @@ class QualityMeter:
             ppl, kl = self._score()
         return self._result(ppl, kl, self.reference.perplexity, time.perf_counter() - t)
 
+    def measure_model(self, model: nn.Module) -> Measurement:
+        """Another copy of the meter's model, already quantized (say, loaded from an export),
+        against this meter's reference."""
+        t = time.perf_counter()
+        own, self.model = self.model, model
+        try:
+            ppl, kl = self._score()
+        finally:
+            self.model = own
+        return self._result(ppl, kl, self.reference.perplexity, time.perf_counter() - t)
+
     def measure_layer(self, layer: str, fmt: QuantFormat) -> Measurement:
         """Only `layer` quantized: the measured sensitivity of one (layer, format)."""
         return self.measure_formats({layer: fmt})

@@ -95,9 +95,10 @@ def _run_block(block: nn.Module, inputs: list[tuple]) -> list[tuple]:
 @torch.no_grad()
 def quantize_model(model: nn.Module, formats: Mapping[str, QuantFormat], quantizers: Mapping[str, str],
                    windows: torch.Tensor, batch_size: int = 4,
-                   on_layer: Callable[[str], None] | None = None) -> dict[str, QuantizedWeight]:
+                   on_layer: Callable[[str], None] | None = None, act_order: bool = False) -> dict[str, QuantizedWeight]:
     """Fake-quantize every layer of `formats` in place, each by its quantizer (default rtn), with
-    calibration `windows` [n, seq] of token ids; returns the stored form of the integer layers."""
+    calibration `windows` [n, seq] of token ids; returns the stored form of the integer layers.
+    `act_order`: gptq in order of decreasing input energy, with static groups."""
     stored: dict[str, QuantizedWeight] = {}
     blocks: dict[str, list[str]] = {}
     rest: list[str] = []
@@ -117,7 +118,7 @@ def quantize_model(model: nn.Module, formats: Mapping[str, QuantFormat], quantiz
                 hessians.close()
             h = _fold_awq(model, names, formats, quantizers, hessians.h)
             for name in names:
-                _quantize_layer(model, name, formats[name], quantizers.get(name, "rtn"), h.get(name), stored)
+                _quantize_layer(model, name, formats[name], quantizers.get(name, "rtn"), h.get(name), stored, act_order)
                 if on_layer:
                     on_layer(name)
             inputs = _run_block(block, inputs)
@@ -133,7 +134,7 @@ def quantize_model(model: nn.Module, formats: Mapping[str, QuantFormat], quantiz
             hessians.close()
         h_rest = hessians.h
     for name in rest:
-        _quantize_layer(model, name, formats[name], quantizers.get(name, "rtn"), h_rest.get(name), stored)
+        _quantize_layer(model, name, formats[name], quantizers.get(name, "rtn"), h_rest.get(name), stored, act_order)
         if on_layer:
             on_layer(name)
     return stored
@@ -168,7 +169,7 @@ def _fold_awq(model: nn.Module, names: list[str], formats: Mapping[str, QuantFor
 
 
 def _quantize_layer(model: nn.Module, name: str, fmt: QuantFormat, quantizer: str, h: torch.Tensor | None,
-                    stored: dict[str, QuantizedWeight]) -> None:
+                    stored: dict[str, QuantizedWeight], act_order: bool = False) -> None:
     untie_weight(model, name)
     module = model.get_submodule(name)
     w = linear_weight(module).detach()
@@ -177,7 +178,7 @@ def _quantize_layer(model: nn.Module, name: str, fmt: QuantFormat, quantizer: st
     if fmt.is_gguf:
         set_linear_weight(module, fake_quantize(w, fmt))
         return
-    qw = gptq(w, fmt, h) if quantizer == "gptq" else quantize(w, fmt)  # awq: rtn of the scaled W
+    qw = gptq(w, fmt, h, act_order=act_order) if quantizer == "gptq" else quantize(w, fmt)  # awq: rtn of the scaled W
     stored[name] = qw
     set_linear_weight(module, dequantize(qw, dtype=w.dtype))
 
