@@ -33,3 +33,14 @@ def test_a_calibrated_plan_round_trips_through_transformers(tmp_path, quantizer)
     assert torch.allclose(got, want, atol=2e-3, rtol=2e-3), float((got - want).abs().max())
     assert not torch.allclose(got, plain, atol=2e-3, rtol=2e-3)  # not the round-to-nearest codes
     assert Plan.load(out / "autoquant_plan.json").quantizers == plan.quantizers
+
+
+def test_gguf_refuses_a_calibrated_plan(tmp_path):
+    from autoquant.errors import UserError
+
+    src = tmp_path / "tiny"
+    save_tiny_model(src)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    plan = Plan.uniform("int8-pc-sym", discover_layers(model), str(src), "gptq")
+    with pytest.raises(UserError, match="llama.cpp's own block quantization"):
+        export_plan(plan, tmp_path / "out.gguf", engine="llamacpp", fmt="gguf")
