@@ -88,3 +88,35 @@ def test_a_calibrated_plan_without_calibration_is_a_bug_not_a_silent_rtn():
     plan = Plan.uniform("int4-g32-sym", discover_layers(model), quantizer="gptq")
     with pytest.raises(ValueError, match="calibration"):
         apply_plan(model, plan)
+
+
+def test_each_block_is_calibrated_on_the_quantized_blocks_before_it(monkeypatch):
+    import autoquant.quantizers.calibrate as calibrate
+
+    seen = {}
+    real_gptq = calibrate.gptq
+
+    def recording_gptq(w, fmt, h, **kw):
+        seen[len(seen)] = h.clone()
+        return real_gptq(w, fmt, h, **kw)
+
+    monkeypatch.setattr(calibrate, "gptq", recording_gptq)
+    model, float_model = tiny_model("llama"), tiny_model("llama")
+    plan = Plan.uniform("int4-g32-sym", discover_layers(model), quantizer="gptq")
+    windows = _windows(0)
+    quantize_model(model, plan.formats, plan.quantizers, windows)
+    q_proj_1 = [n for n in plan.formats].index("model.layers.1.self_attn.q_proj")
+
+    def input_hessian(m):
+        hs = []
+        handle = m.model.layers[1].self_attn.q_proj.register_forward_hook(
+            lambda mod, args, out: hs.append(args[0].reshape(-1, args[0].shape[-1]).t() @ args[0].reshape(-1, args[0].shape[-1])))
+        with torch.no_grad():
+            for batch in windows.split(4):
+                m(batch, use_cache=False)
+        handle.remove()
+        return sum(hs)
+
+    quantized_inputs, float_inputs = input_hessian(model), input_hessian(float_model)
+    assert torch.allclose(seen[q_proj_1], quantized_inputs, rtol=1e-4, atol=1e-3)
+    assert not torch.allclose(seen[q_proj_1], float_inputs, rtol=1e-4, atol=1e-3)
