@@ -105,24 +105,26 @@ def quantize_model(model: nn.Module, formats: Mapping[str, QuantFormat], quantiz
     for name in formats:
         m = _BLOCK_PREFIX.match(name)
         (blocks.setdefault(m.group(1), []) if m else rest).append(name)
-    if blocks:
-        prefixes = list(blocks)
-        inputs = _first_block_inputs(model, model.get_submodule(prefixes[0]), windows, batch_size)
-        for prefix in prefixes:
-            block = model.get_submodule(prefix)
-            names = blocks[prefix]
-            hessians = _Hessians(model, [n for n in names if quantizers.get(n, "rtn") != "rtn"])
-            try:
+    prefixes = sorted(blocks, key=lambda p: int(p.rpartition(".")[2]))  # the model's order
+    calibrated = {p for p in prefixes if any(quantizers.get(n, "rtn") != "rtn" for n in blocks[p])}
+    inputs = _first_block_inputs(model, model.get_submodule(prefixes[0]), windows, batch_size) if calibrated else []
+    for i, prefix in enumerate(prefixes):
+        block = model.get_submodule(prefix)
+        names = blocks[prefix]
+        hessians = _Hessians(model, [n for n in names if quantizers.get(n, "rtn") != "rtn"])
+        try:
+            if prefix in calibrated:  # an all-rtn block needs no statistics, only its outputs
                 _run_block(block, inputs)
-            finally:
-                hessians.close()
-            h = _fold_awq(model, names, formats, quantizers, hessians.h)
-            for name in names:
-                _quantize_layer(model, name, formats[name], quantizers.get(name, "rtn"), h.get(name), stored, act_order)
-                if on_layer:
-                    on_layer(name)
+        finally:
+            hessians.close()
+        h = _fold_awq(model, names, formats, quantizers, hessians.h)
+        for name in names:
+            _quantize_layer(model, name, formats[name], quantizers.get(name, "rtn"), h.get(name), stored, act_order)
+            if on_layer:
+                on_layer(name)
+        if calibrated & set(prefixes[i + 1 :]):
             inputs = _run_block(block, inputs)
-        del inputs
+    del inputs
     calibrated_rest = [n for n in rest if quantizers.get(n, "rtn") != "rtn"]
     h_rest: dict[str, torch.Tensor] = {}
     if calibrated_rest:

@@ -120,3 +120,18 @@ def test_each_block_is_calibrated_on_the_quantized_blocks_before_it(monkeypatch)
     quantized_inputs, float_inputs = input_hessian(model), input_hessian(float_model)
     assert torch.allclose(seen[q_proj_1], quantized_inputs, rtol=1e-4, atol=1e-3)
     assert not torch.allclose(seen[q_proj_1], float_inputs, rtol=1e-4, atol=1e-3)
+
+
+def test_rtn_blocks_of_a_mixed_plan_are_plain_round_to_nearest():
+    from autoquant.quant import fake_quantize
+
+    model = tiny_model("llama")
+    layers = discover_layers(model)
+    plan = Plan.uniform("int4-g32-asym", layers)
+    plan.quantizers = {"lm_head": "gptq", "model.layers.1.mlp.down_proj": "gptq"}
+    original = {l.name: linear_weight(model.get_submodule(l.name)).detach().clone() for l in layers}
+    stored = quantize_model(model, plan.formats, plan.quantizers, _windows(0))
+    assert stored.keys() == plan.formats.keys()
+    for name, w in original.items():
+        same = torch.equal(linear_weight(model.get_submodule(name)), fake_quantize(w, plan.formats[name]))
+        assert same == (name not in plan.quantizers), name
