@@ -9,11 +9,12 @@ import typer
 from rich.table import Table
 
 from autoquant.costs import format_bytes
-from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, QuantizerOpt, console
+from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, console
 from autoquant.errors import UserError
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
 from autoquant.plan import resolve_plan
+from autoquant.cli._common import QuantizerOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +26,8 @@ def estimate(
     model: ModelOpt = None,
     batch: BatchOpt = 1,
     context: ContextOpt = 4096,
-    quantizer: QuantizerOpt = None,
     as_json: JsonOpt = False,
+    quantizer: QuantizerOpt = None,  # changes which codes, never their bytes: validated, same memory
 ) -> None:
     """Estimate the peak VRAM of serving MODEL under PLAN: weights, KV cache, activations, overhead.
 
@@ -36,16 +37,14 @@ def estimate(
         raise UserError(f"--batch and --context must be at least 1 (got {batch}, {context})")
     source = resolve_model(model)
     shape = ModelShape.from_source(source)
-    # the quantizer changes which codes, never their bytes: checked here, reported, same memory
     the_plan = resolve_plan(plan, list(shape.layers), source.display, quantizer)
     est = estimate_memory(shape, the_plan, batch=batch, context=context)
     bpw = the_plan.bits_per_weight(list(shape.layers))
     if as_json:
-        out = {"model": source.display, "plan": plan, "plan_summary": the_plan.summary(), "params": shape.total_params, "linear_bits_per_weight": round(bpw, 4), **est.to_dict()}
+        out = {"model": source.display, "plan": plan, "params": shape.total_params, "linear_bits_per_weight": round(bpw, 4), **est.to_dict()}
         console.print_json(json.dumps(out))
         return
-    by = f" ({quantizer})" if quantizer not in (None, "rtn") else ""
-    table = Table(title=f"{source.display} under {plan}{by}: batch {batch}, context {context}", title_justify="left")
+    table = Table(title=f"{source.display} under {plan}: batch {batch}, context {context}", title_justify="left")
     table.add_column("component")
     table.add_column("bytes", justify="right")
     table.add_column("", justify="right")
