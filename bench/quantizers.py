@@ -1,6 +1,6 @@
 """RTN vs GPTQ vs AWQ on SmolLM2 (CPU): uniform int4-g128 plans, recorded for the README.
 
-    nice -n 10 .venv/bin/python bench/quantizers.py [--eval-tokens 8192] [--calib-tokens 8192] [--act-order]
+    nice -n 10 .venv/bin/python bench/quantizers.py [--eval-tokens 8192] [--calib-tokens 8192] [--no-act-order]
 
 Calibrates on wikitext-2 *validation*, block by block (`autoquant.quantizers.calibrate`), and
 measures on wikitext-2 *test* through the one `QualityMeter` (perplexity, KL vs the unquantized
@@ -30,7 +30,7 @@ QUANTIZERS = ["rtn", "gptq", "awq"]
 
 
 def run(eval_tokens: int, calib_tokens: int, formats: list[str], quantizers: list[str], out: Path,
-        act_order: bool = False) -> dict:
+        act_order: bool = True) -> dict:
     source = resolve_model(None)
     calib = calibration_text()
     text = evaluation_text(None, calib=calib)
@@ -49,13 +49,13 @@ def run(eval_tokens: int, calib_tokens: int, formats: list[str], quantizers: lis
     for fmt in formats:
         for q in quantizers:
             plan = Plan.uniform(fmt, layers, source.display, q)
-            if act_order and q == "gptq":  # a copy quantized apart: the meter's default path has no act-order
+            if not act_order and q == "gptq":  # a copy quantized apart: the default gptq uses act-order
                 copy = load_model(source)
                 t = time.perf_counter()
-                quantize_model(copy, plan.formats, plan.quantizers, cal, act_order=True)
+                quantize_model(copy, plan.formats, plan.quantizers, cal, act_order=False)
                 r = meter.measure_model(copy)
                 r = replace(r, seconds=time.perf_counter() - t)
-                q = "gptq act-order"
+                q = "gptq (no act-order)"
             else:
                 r = meter.measure(plan)  # the seconds include block-by-block quantization
             rows.append({"format": fmt, "quantizer": q, "plan": plan.summary(), "perplexity": r.perplexity,
@@ -72,7 +72,8 @@ if __name__ == "__main__":
     ap.add_argument("--calib-tokens", type=int, default=CALIB_TOKENS)
     ap.add_argument("--formats", nargs="+", default=FORMATS)
     ap.add_argument("--quantizers", nargs="+", default=QUANTIZERS)
-    ap.add_argument("--act-order", action="store_true", help="gptq with activation order (static groups)")
+    ap.add_argument("--no-act-order", dest="act_order", action="store_false",
+                    help="gptq in plain column order instead of activation order (static groups)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "quantizers-smollm2.json"))
     ns = ap.parse_args()
     t0 = time.time()

@@ -8,7 +8,8 @@ scale and zero are chosen when its first column is reached, from the weights as 
 (the reference implementation's order). With `act_order` the columns go in order of decreasing
 diag(H), but the groups' qparams are fixed beforehand from the untouched weights ("static
 groups"), so the stored layout stays contiguous groups that every kernel and export serves.
-All rounding goes through `autoquant.quant.quantize_codes`.
+All rounding goes through `autoquant.quant.quantize_codes`. Whole-model quantization
+(`calibrate.quantize_model`) uses act-order by default.
 """
 
 from __future__ import annotations
