@@ -91,6 +91,23 @@ def discover_layers(model: nn.Module) -> list[LinearLayer]:
     return layers
 
 
+def set_linear_weight(module: nn.Module, w_nk: torch.Tensor) -> None:
+    """Write a [N, K] weight back in the module's own orientation."""
+    data = w_nk.t() if type(module).__name__ == "Conv1D" else w_nk
+    module.weight.data.copy_(data)
+
+
+def untie_weight(model: nn.Module, name: str) -> None:
+    """Give layer `name` its own copy of a weight it shares with the input embedding (a tied
+    lm_head), so that quantizing it leaves the embedding intact."""
+    module = model.get_submodule(name)
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if emb is not None and module.weight is getattr(emb, "weight", None):
+        module.weight = nn.Parameter(module.weight.detach().clone(), requires_grad=False)
+        if hasattr(model.config, "tie_word_embeddings"):
+            model.config.tie_word_embeddings = False
+
+
 def get_module(model: nn.Module, name: str) -> nn.Module:
     return model.get_submodule(name)
 

@@ -1,4 +1,5 @@
-"""A plan: which format each linear layer is stored in. Versioned JSON on disk.
+"""A plan: which format each linear layer is stored in, and by which quantizer its codes are
+chosen (`autoquant.quantizers`: rtn, gptq, awq). Versioned JSON on disk.
 
 Embeddings always stay in the model's 16-bit dtype (they are a lookup table, not a
 matmul); every discovered linear layer, lm_head included, has an entry.
@@ -16,8 +17,9 @@ from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
 from autoquant.jsonfile import read_json, write_json
 from autoquant.layers import LinearLayer
+from autoquant.quantizers import CALIBRATED, parse_quantizer, quantizer_for_role
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2 added "quantizers"; version-1 plans load as round-to-nearest throughout
 
 
 @dataclass
@@ -25,14 +27,33 @@ class Plan:
     formats: dict[str, QuantFormat]  # layer name -> format
     model: str = ""  # how the model was named when the plan was made
     metadata: dict[str, Any] = field(default_factory=dict)  # search results, budgets, ...
+    quantizers: dict[str, str] = field(default_factory=dict)  # layer name -> gptq/awq; absent: rtn
 
     @classmethod
-    def uniform(cls, fmt: QuantFormat | str, layers: list[LinearLayer], model: str = "") -> Plan:
+    def uniform(cls, fmt: QuantFormat | str, layers: list[LinearLayer], model: str = "",
+                quantizer: str = "rtn") -> Plan:
+        """Every layer in `fmt`; `quantizer` where it applies (`quantizer_for_role`: awq leaves
+        o_proj and lm_head to rtn), recorded per layer."""
         fmt = QuantFormat.parse(fmt) if isinstance(fmt, str) else fmt
-        return cls({layer.name: fmt for layer in layers}, model, {"uniform": str(fmt)})
+        quantizer = parse_quantizer(quantizer)
+        if quantizer != "rtn" and (fmt.is_float or fmt.is_gguf):
+            raise UserError(f"{{quantizer}}: {quantizer} quantizes autoquant's integer formats, not {fmt}",
+                            params=("quantizer",))
+        by_layer = {l.name: quantizer_for_role(quantizer, l.role) for l in layers}
+        quantizers = {name: q for name, q in by_layer.items() if q != "rtn"}
+        meta = {"uniform": str(fmt)} | ({"quantizer": quantizer} if quantizer != "rtn" else {})
+        return cls({layer.name: fmt for layer in layers}, model, meta, quantizers)
 
     def format_of(self, layer: LinearLayer | str) -> QuantFormat:
         return self.formats[layer if isinstance(layer, str) else layer.name]
+
+    def quantizer_of(self, layer: LinearLayer | str) -> str:
+        return self.quantizers.get(layer if isinstance(layer, str) else layer.name, "rtn")
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether quantizing needs calibration text (a gptq or awq layer in an integer format)."""
+        return any(self.quantizer_of(n) in CALIBRATED and not f.is_float for n, f in self.formats.items())
 
     def weight_bytes(self, layers: list[LinearLayer]) -> int:
         """Bytes of the linear weights under this plan (biases excluded; see memory model)."""
@@ -43,7 +64,8 @@ class Plan:
 
     def summary(self) -> str:
         """'int4-g128-asym x180, int8-pc-sym x30' style counts, most common first."""
-        counts = Counter(str(f) for f in self.formats.values())
+        counts = Counter(str(f) if self.quantizer_of(n) == "rtn" or f.is_float else f"{f} ({self.quantizer_of(n)})"
+                         for n, f in self.formats.items())
         return ", ".join(f"{f} x{n}" for f, n in counts.most_common())
 
     def validate(self, layers: list[LinearLayer]) -> None:
@@ -65,18 +87,23 @@ class Plan:
             "model": self.model,
             "metadata": self.metadata,
             "layers": {name: str(f) for name, f in self.formats.items()},
+            "quantizers": {name: self.quantizer_of(name) for name in self.formats},
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Plan:
         version = d.get("autoquant_plan_version")
-        if version != PLAN_VERSION:
-            raise UserError(f"unsupported plan version {version!r}; this autoquant reads version {PLAN_VERSION}")
+        if version not in (1, PLAN_VERSION):
+            raise UserError(f"unsupported plan version {version!r}; this autoquant reads versions 1 to {PLAN_VERSION}")
         try:
             formats = {name: QuantFormat.parse(s) for name, s in d["layers"].items()}
+            quantizers = {name: parse_quantizer(q) for name, q in d.get("quantizers", {}).items()
+                          if parse_quantizer(q) != "rtn"}
         except (KeyError, AttributeError, ValueError) as e:
             raise UserError(f"malformed plan file: {e}") from None
-        return cls(formats, d.get("model", ""), d.get("metadata", {}))
+        if quantizers.keys() - formats.keys():
+            raise UserError(f"malformed plan file: a quantizer for unknown layer {sorted(quantizers.keys() - formats.keys())[0]}")
+        return cls(formats, d.get("model", ""), d.get("metadata", {}), quantizers)
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json(path, self.to_dict(), indent=2)
@@ -86,13 +113,22 @@ class Plan:
         return cls.from_dict(read_json(path, "plan file"))
 
 
-def resolve_plan(spec: str, layers: list[LinearLayer], model: str = "") -> Plan:
-    """A uniform format string (`int4-g128-asym`) or the path of a plan file."""
+def resolve_plan(spec: str, layers: list[LinearLayer], model: str = "", quantizer: str | None = None) -> Plan:
+    """A uniform format string (`int4-g128-asym`) or the path of a plan file; `quantizer`
+    (`--quantizer`) applies to uniform plans only: a plan file records its own."""
     if os.path.exists(spec) or spec.endswith(".json"):
+        if quantizer not in (None, "rtn"):
+            raise UserError("{quantizer} applies to a uniform plan; a plan file names each layer's quantizer",
+                            params=("quantizer",))
         plan = Plan.load(spec)
         plan.validate(layers)
         return plan
     try:
-        return Plan.uniform(QuantFormat.parse(spec), layers, model)
+        fmt = QuantFormat.parse(spec)
     except ValueError as e:
         raise UserError(f"{{plan}}: {e}, or the path of a plan file", params=("plan",)) from None
+    try:
+        quantizer = parse_quantizer(quantizer or "rtn")
+    except ValueError as e:
+        raise UserError(f"{{quantizer}}: {e}", params=("quantizer",)) from None
+    return Plan.uniform(fmt, layers, model, quantizer)

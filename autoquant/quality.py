@@ -111,9 +111,10 @@ class QualityMeter:
     """Measures variants of one loaded model on fixed windows [n, seq] of token ids."""
 
     def __init__(self, model: nn.Module, windows: torch.Tensor, text: TextSource | None = None,
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = BATCH_SIZE, calibration: torch.Tensor | None = None) -> None:
         self.model = model
         self.windows = windows
+        self.calibration = calibration  # windows of calibration text, for plans with gptq/awq layers
         self.batch_size = batch_size
         self.text_name = "" if text is None else text.name
         self.text_fingerprint = "" if text is None else text.fingerprint
@@ -167,7 +168,27 @@ class QualityMeter:
         return self._result(ppl, kl, self.reference.perplexity, time.perf_counter() - t)
 
     def measure(self, plan: Plan) -> Measurement:
-        return self.measure_formats(plan.formats)
+        if not plan.calibrated:
+            return self.measure_formats(plan.formats)
+        if self.calibration is None:
+            raise ValueError("the plan has gptq/awq layers: the meter needs calibration windows")
+        quantized = Plan({n: f for n, f in plan.formats.items() if not f.is_float}, plan.model, {},
+                         {n: q for n, q in plan.quantizers.items() if not plan.formats[n].is_float})
+        t = time.perf_counter()
+        with temporarily_quantized(self.model, quantized, self.calibration):
+            ppl, kl = self._score()
+        return self._result(ppl, kl, self.reference.perplexity, time.perf_counter() - t)
+
+    def measure_model(self, model: nn.Module) -> Measurement:
+        """Another copy of the meter's model, already quantized (say, loaded from an export),
+        against this meter's reference."""
+        t = time.perf_counter()
+        own, self.model = self.model, model
+        try:
+            ppl, kl = self._score()
+        finally:
+            self.model = own
+        return self._result(ppl, kl, self.reference.perplexity, time.perf_counter() - t)
 
     def measure_layer(self, layer: str, fmt: QuantFormat) -> Measurement:
         """Only `layer` quantized: the measured sensitivity of one (layer, format)."""

@@ -125,13 +125,26 @@ def quantize(w: torch.Tensor, fmt: QuantFormat) -> QuantizedWeight:
         raise ValueError(f"expected a 2-D weight, got shape {tuple(w.shape)}")
     if fmt.is_gguf:
         raise ValueError(f"{fmt} is a llama.cpp block format: gguf_formats.quantize writes its GGUF bytes")
-    n, k = w.shape
     scales, zeros = choose_qparams(w, fmt)
-    group = fmt.effective_group(k)
+    return pack_weight(quantize_codes(w, fmt, scales, zeros), fmt, scales, zeros)
+
+
+def quantize_codes(w: torch.Tensor, fmt: QuantFormat, scales: torch.Tensor, zeros: torch.Tensor | None) -> torch.Tensor:
+    """uint8 codes [N, K] of W [N, K] rounded to nearest on given qparams (fp16 [N, G], uint8 [N, G]).
+
+    The quantizers that choose codes otherwise (GPTQ) round each column through here too.
+    """
+    n, k = w.shape
+    group = k if scales.shape[1] == 1 else fmt.effective_group(k)  # one group: a column, or a row per channel
     g = _grouped(w.detach().float(), group)
     z = float(fmt.sym_zero) if zeros is None else zeros.float().unsqueeze(2)
     q = torch.round(g / scales.float().unsqueeze(2)) + z
-    codes = q.clamp(0, fmt.qmax).to(torch.uint8).reshape(n, -1)[:, :k]
+    return q.clamp(0, fmt.qmax).to(torch.uint8).reshape(n, -1)[:, :k]
+
+
+def pack_weight(codes: torch.Tensor, fmt: QuantFormat, scales: torch.Tensor, zeros: torch.Tensor | None) -> QuantizedWeight:
+    """The stored form of unpacked uint8 codes [N, K] and their qparams."""
+    n, k = codes.shape
     if fmt.bits == 4:
         codes = pack_int4(codes)
     return QuantizedWeight(fmt, (n, k), codes.contiguous(), scales.contiguous(), zeros)

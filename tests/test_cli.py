@@ -55,12 +55,24 @@ def test_estimate_latency_by_runtime_from_the_built_in_h100_profile(capsys):
      (["estimate", "--runtime", "vllm"], "runtime must be one of graphs, eager"),
      (["estimate", "--model", "missing.gguf"], "not found"),
      (["estimate", "--plan", "missing-plan.json"], "plan file not found"),
-     (["estimate", "--batch", "0"], "at least 1")],
+     (["estimate", "--batch", "0"], "at least 1"),
+     (["estimate", "--quantizer", "hqq"], "--quantizer: unknown quantizer"),
+     (["estimate", "--plan", "fp16", "--quantizer", "gptq"], "integer formats"),
+     (["export", "--plan", "p.json", "--out", "x", "--quantizer", "awq"], "--quantizer applies to a uniform plan")],
 )
 def test_bad_input_exits_2_with_one_line(args, match, capsys):
     code, _, err = run(args, capsys)
     assert code == 2
     assert match in err and err.count("\n") == 1 and err.startswith("autoquant: error:")
+
+
+def test_the_quantizer_changes_codes_not_bytes(capsys):
+    sizes = []
+    for q in ("rtn", "gptq", "awq"):
+        code, out, _ = run(["estimate", "--plan", "int4-g128-asym", "--quantizer", q, "--json"], capsys)
+        assert code == 0
+        sizes.append(json.loads(out)["weights_bytes"])
+    assert len(set(sizes)) == 1
 
 
 def test_usage_errors_exit_2(capsys):

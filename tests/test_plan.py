@@ -50,3 +50,49 @@ def test_plan_for_another_model_is_refused(tmp_path, layers):
         resolve_plan(str(path), layers)
     with pytest.raises(UserError, match="not found"):
         resolve_plan(str(tmp_path / "missing.json"), layers)
+
+
+def test_a_version_1_plan_loads_as_round_to_nearest(tmp_path):
+    import json
+
+    from autoquant.layers import discover_layers
+    from tiny_models import tiny_model
+
+    layers = discover_layers(tiny_model("llama"))
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({"autoquant_plan_version": 1, "model": "m", "metadata": {},
+                                "layers": {l.name: "int4-g32-asym" for l in layers}}))
+    plan = Plan.load(path)
+    assert not plan.calibrated and {plan.quantizer_of(l) for l in layers} == {"rtn"}
+
+
+def test_quantizers_round_trip_per_layer(tmp_path):
+    from autoquant.layers import discover_layers
+    from tiny_models import tiny_model
+
+    layers = discover_layers(tiny_model("llama"))
+    plan = Plan.uniform("int4-g32-asym", layers, quantizer="awq")
+    # awq folds its scale into the op before q/k/v, gate/up and down only
+    assert {l.role for l in layers if plan.quantizer_of(l) == "rtn"} == {"o", "lm_head"}
+    back = Plan.load(plan.save(tmp_path / "p.json"))
+    assert back.quantizers == plan.quantizers and back.calibrated
+    assert "(awq)" in back.summary()
+
+
+def test_bad_quantizers_are_user_errors(tmp_path):
+    from autoquant.layers import discover_layers
+    from autoquant.plan import resolve_plan
+    from tiny_models import tiny_model
+
+    layers = discover_layers(tiny_model("llama"))
+    with pytest.raises(UserError, match="unknown quantizer"):
+        resolve_plan("int4-g32-asym", layers, quantizer="hqq")
+    with pytest.raises(UserError, match="integer formats"):
+        resolve_plan("fp16", layers, quantizer="gptq")
+    path = Plan.uniform("int4-g32-asym", layers).save(tmp_path / "p.json")
+    with pytest.raises(UserError, match="plan file names each layer"):
+        resolve_plan(str(path), layers, quantizer="gptq")
+    d = Plan.uniform("int4-g32-asym", layers).to_dict()
+    d["quantizers"] = {layers[0].name: "nope"}
+    with pytest.raises(UserError, match="malformed"):
+        Plan.from_dict(d)

@@ -94,3 +94,16 @@ def test_search_and_evaluate_default_to_the_same_token_count() -> None:
     for command in (evaluate, search):
         assert inspect.signature(command).parameters["eval_tokens"].default == DEFAULT_EVAL_TOKENS
     assert SearchRequest(budgets=None).eval_tokens == DEFAULT_EVAL_TOKENS  # type: ignore[arg-type]
+
+
+def test_a_quantized_copy_measures_as_the_plan_does() -> None:
+    from autoquant.apply import apply_plan
+    from autoquant.layers import discover_layers
+    from tiny_models import tiny_model
+
+    model, copy = tiny_model("llama"), tiny_model("llama")
+    meter = QualityMeter(model, torch.randint(0, 256, (4, 32), generator=torch.Generator().manual_seed(0)))
+    plan = Plan.uniform("int4-g32-asym", discover_layers(model))
+    apply_plan(copy, plan)
+    got, want = meter.measure_model(copy), meter.measure(plan)
+    assert got.kl > 0 and abs(got.kl - want.kl) < 1e-9 and got.perplexity == want.perplexity

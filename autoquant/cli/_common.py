@@ -36,3 +36,13 @@ EngineOpt = Annotated[
         "else vllm. search keeps to what it loads; export refuses a plan it cannot load.",
     ),
 ]
+QuantizerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--quantizer",
+        "-q",
+        help="How a uniform plan's codes are chosen: rtn (round-to-nearest, default), gptq (error-compensating, "
+        "calibrated on wikitext-2 validation), awq (activation-aware scales folded into the norms/up_proj; "
+        "o_proj and lm_head keep rtn). A plan file names each layer's own.",
+    ),
+]

@@ -16,6 +16,7 @@ from autoquant.hardware import latency_model_for
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
 from autoquant.plan import resolve_plan
+from autoquant.cli._common import QuantizerOpt
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +31,7 @@ def estimate(
     hardware: HardwareOpt = None,
     runtime: RuntimeOpt = "graphs",
     as_json: JsonOpt = False,
+    quantizer: QuantizerOpt = None,  # changes which codes, never their bytes: validated, same memory
 ) -> None:
     """Estimate the peak VRAM of serving MODEL under PLAN (weights, KV cache, activations, overhead) and its latency.
 
@@ -40,7 +42,7 @@ def estimate(
         raise UserError(f"--batch and --context must be at least 1 (got {batch}, {context})")
     source = resolve_model(model)
     shape = ModelShape.from_source(source)
-    the_plan = resolve_plan(plan, list(shape.layers), source.display)
+    the_plan = resolve_plan(plan, list(shape.layers), source.display, quantizer)
     try:
         lat_model = latency_model_for(hardware, shape, runtime)
     except ValueError as e:

@@ -10,13 +10,14 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from autoquant.costs import format_bytes
-from autoquant.cli._common import JsonOpt, ModelOpt, console, err_console
+from autoquant.cli._common import JsonOpt, ModelOpt, QuantizerOpt, console, err_console
 from autoquant.data import calibration_text, evaluation_text
 from autoquant.errors import UserError
 from autoquant.memory import ModelShape, estimate_memory
-from autoquant.models import resolve_model
+from autoquant.models import load_tokenizer, resolve_model
 from autoquant.plan import resolve_plan
 from autoquant.quality import DEFAULT_EVAL_TOKENS, SEQ_LEN, load_meter
+from autoquant.quantizers.calibrate import calibration_windows
 
 
 def register(app: typer.Typer) -> None:
@@ -29,12 +30,16 @@ def evaluate(
     eval_file: Annotated[Optional[str], typer.Option("--eval", help="Evaluation text file. Default: wikitext-2 test (embedded).")] = None,
     eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Tokens of evaluation text (the same default as `autoquant search`).")] = DEFAULT_EVAL_TOKENS,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", help=f"Tokens per evaluation window. Default: {SEQ_LEN}, or --eval-tokens when fewer (as `autoquant search`).")] = None,
+    quantizer: QuantizerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure perplexity and KL divergence (vs the unquantized model) of each PLAN on held-out text.
 
-    Weights are really quantized (round-to-nearest, then dequantized for the CPU/GPU forward),
-    so the numbers are measured, not estimated.
+    --quantizer applies to every uniform PLAN of the call (run it once per quantizer to compare).
+
+    Weights are really quantized (by each layer's quantizer, then dequantized for the CPU/GPU
+    forward), so the numbers are measured, not estimated. gptq/awq plans are calibrated block by
+    block on wikitext-2 validation first (minutes for SmolLM2 on a CPU).
     """
     if seq_len is None:
         seq_len = min(SEQ_LEN, eval_tokens)
@@ -44,18 +49,22 @@ def evaluate(
     text = evaluation_text(eval_file, calib=calibration_text())
     shape = ModelShape.from_source(source)
     layers = list(shape.layers)
-    resolved = [(p, resolve_plan(p, layers, source.display)) for p in plans]
+    resolved = [(p, resolve_plan(p, layers, source.display, quantizer)) for p in plans]
     rows = []
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task(f"loading model, reference forward ({eval_tokens} tokens)", total=None)
         # the search measures its plans through the same `load_meter`: the same numbers
         meter = load_meter(source, text, eval_tokens, seq_len)
+        if any(plan.calibrated for _, plan in resolved):
+            meter.calibration = calibration_windows(load_tokenizer(source))
         for name, plan in resolved:
             bar.update(task, description=f"evaluating {name}")
             result = meter.measure(plan)
             mem = estimate_memory(shape, plan)
+            uniform_q = plan.metadata.get("quantizer", "rtn") if "uniform" in plan.metadata else None
             rows.append({
-                "plan": name,
+                "plan": name if uniform_q in (None, "rtn") else f"{name} ({uniform_q})",
+                "quantizer": uniform_q or "per layer",
                 "perplexity": result.perplexity,
                 "ppl_change": result.ppl_change,
                 "kl": result.kl,

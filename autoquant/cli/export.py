@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from autoquant.costs import format_bytes
-from autoquant.cli._common import EngineOpt, ModelOpt, console
+from autoquant.cli._common import EngineOpt, ModelOpt, QuantizerOpt, console
 from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.export import DEFAULT_MAX_SHARD_SIZE, FORMATS, export_plan
@@ -29,6 +29,7 @@ def export(
     max_shard_size: Annotated[str, typer.Option("--max-shard-size", help="Largest safetensors shard, e.g. 5GB.")] = DEFAULT_MAX_SHARD_SIZE,
     bf16: Annotated[bool, typer.Option("--bf16", help="Keep unquantized tensors in bf16 instead of fp16.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
+    quantizer: QuantizerOpt = None,
 ) -> None:
     """Quantize MODEL under PLAN and write a checkpoint ENGINE loads: sharded safetensors + index,
     config (with compressed-tensors' quantization_config), tokenizer, generation config, the plan, a README.
@@ -41,7 +42,7 @@ def export(
     import torch
 
     engine = engine or default_engine(fmt=fmt)
-    the_plan = _plan(plan, model)
+    the_plan = _plan(plan, model, quantizer)
     try:
         path = export_plan(the_plan, out, engine=engine, fmt=fmt, model=model, max_shard_size=max_shard_size,
                            dtype=torch.bfloat16 if bf16 else torch.float16, progress=not no_progress)
@@ -54,11 +55,13 @@ def export(
     console.print(f"wrote {path} ({format_bytes(size)}) for {engine}")
 
 
-def _plan(spec: str, model: str | None) -> Plan:
+def _plan(spec: str, model: str | None, quantizer: str | None) -> Plan:
     if model is None and spec.endswith(".json"):
+        if quantizer not in (None, "rtn"):
+            raise UserError("--quantizer applies to a uniform plan; a plan file names each layer's quantizer")
         return Plan.load(spec)  # names its own model; export_plan validates it against that model
     source = resolve_model(model)
-    return resolve_plan(spec, list(ModelShape.from_source(source).layers), source.spec)
+    return resolve_plan(spec, list(ModelShape.from_source(source).layers), source.spec, quantizer)
 
 
 def _print_gguf(path) -> None:

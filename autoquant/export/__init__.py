@@ -59,6 +59,9 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
         raise UserError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if eng.export_format != fmt and eng.name != "autoquant":
         raise UserError(f"engine {eng.name} loads {eng.export_format} checkpoints, not {fmt}")
+    if fmt == "gguf" and plan.calibrated:
+        raise UserError("a GGUF file holds llama.cpp's own block quantization: export gptq/awq plans as "
+                        "compressed-tensors or --format autoquant")
     if fmt == "gguf":  # one file for llama.cpp, written by the gguf package (export_gguf checks the plan)
         from autoquant.export.gguf_file import export_gguf
 
@@ -79,12 +82,14 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
     from autoquant.export.ct_checkpoint import write_ct_checkpoint, write_ct_config
     from autoquant.progress import Progress
 
-    tensors = SourceTensors(source_directory(source))
-    out.mkdir(parents=True, exist_ok=True)
     n = len(meta_model.state_dict())
     with Progress(progress) as ui:
+        tensors, quantized = _calibrated(source, plan, ui) if plan.calibrated else (
+            SourceTensors(source_directory(source)), None)
+        out.mkdir(parents=True, exist_ok=True)
         bar = ui.phase(f"exporting {source.display} ({fmt})", n)
-        write_ct_checkpoint(tensors, meta_model, plan, out, dtype, shard_bytes, on_tensor=lambda: ui.advance(bar))
+        write_ct_checkpoint(tensors, meta_model, plan, out, dtype, shard_bytes, on_tensor=lambda: ui.advance(bar),
+                            quantized=quantized)
     write_ct_config(meta_model, plan, out, dtype)
     _write_generation_config(meta_model, out)
     try:
@@ -92,11 +97,25 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
     except UserError:
         pass  # a model directory without a tokenizer exports without one
     meta = dict(plan.metadata, engine=eng.name, export_format=fmt, export_dtype=str(dtype).removeprefix("torch."))
-    Plan(plan.formats, plan.model or source.display, meta).save(out / PLAN_FILE)
+    Plan(plan.formats, plan.model or source.display, meta, plan.quantizers).save(out / PLAN_FILE)
     (out / "README.md").write_text(model_card(
         plan, model=source.display, engine=eng.name, fmt=fmt, bits_per_weight=plan.bits_per_weight(layers),
         path=str(out), command=command or shlex.join(["autoquant", *sys.argv[1:]])))
     return out
+
+
+def _calibrated(source, plan: Plan, ui):
+    """gptq/awq: the whole float model loaded and quantized block by block on calibration text
+    (not streamed: GPTQ's sequential calibration runs the model); its tensors and chosen codes."""
+    from autoquant.export.streaming import ModelTensors
+    from autoquant.models import load_model, load_tokenizer
+    from autoquant.quantizers.calibrate import calibration_windows, quantize_model
+
+    model = load_model(source, dtype=torch.float32)
+    bar = ui.phase(f"calibrating {source.display} (gptq/awq)", len(plan.formats))
+    quantized = quantize_model(model, plan.formats, plan.quantizers, calibration_windows(load_tokenizer(source)),
+                               on_layer=lambda _: ui.advance(bar))
+    return ModelTensors(model.state_dict()), quantized
 
 
 def _write_generation_config(meta_model, out: Path) -> None:

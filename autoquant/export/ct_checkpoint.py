@@ -9,7 +9,7 @@ encoded by `ct_format` and handed to the shard writer.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -17,10 +17,11 @@ from torch import nn
 
 from autoquant.errors import UserError
 from autoquant.export import ct_format
-from autoquant.export.streaming import ShardWriter, SourceTensors
+from autoquant.export.streaming import ModelTensors, ShardWriter, SourceTensors
 from autoquant.formats import QuantFormat
 from autoquant.layers import discover_layers, linear_weight
 from autoquant.plan import Plan
+from autoquant.quant import QuantizedWeight
 
 
 def _embedding_key(model: nn.Module) -> str | None:
@@ -43,10 +44,15 @@ def _read(source: SourceTensors, key: str, prefix: str, fallback: str | None) ->
     return source.get(_source_name(source, key, prefix, fallback))
 
 
-def write_ct_checkpoint(source: SourceTensors, meta_model: nn.Module, plan: Plan, out: Path,
+def write_ct_checkpoint(source: SourceTensors | ModelTensors, meta_model: nn.Module, plan: Plan, out: Path,
                         dtype: torch.dtype, max_shard_bytes: int,
-                        on_tensor: Callable[[], None] = lambda: None) -> list[Path]:
-    """Every tensor of the model, quantized layers as compressed-tensors, into shards under `out`."""
+                        on_tensor: Callable[[], None] = lambda: None,
+                        quantized: Mapping[str, QuantizedWeight] | None = None) -> list[Path]:
+    """Every tensor of the model, quantized layers as compressed-tensors, into shards under `out`.
+
+    `quantized`: layers whose codes were already chosen (gptq, awq), written as they are.
+    """
+    quantized = quantized or {}
     layers = {l.name: l for l in discover_layers(meta_model)}
     formats = plan.formats
     tied = bool(getattr(meta_model.config, "tie_word_embeddings", False))
@@ -61,7 +67,10 @@ def write_ct_checkpoint(source: SourceTensors, meta_model: nn.Module, plan: Plan
             continue  # shares the embedding's tensor, as save_pretrained writes it
         fmt: QuantFormat | None = formats.get(module_name)
         fallback = emb_key if module_name == lm_head else None
-        if fmt is not None and not fmt.is_float and leaf == "weight":
+        if module_name in quantized and leaf == "weight":
+            for suffix, tensor in ct_format.encode(quantized[module_name]).items():
+                writer.add(f"{module_name}.{suffix}", tensor)
+        elif fmt is not None and not fmt.is_float and leaf == "weight":
             name = _source_name(source, key, prefix, fallback)
             tensors = ct_format.encode_rows(lambda a, b: source.rows(name, a, b), source.shape(name)[0], fmt)
             for suffix, tensor in tensors.items():

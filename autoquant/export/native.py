@@ -50,7 +50,12 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
     model = load_model(source, dtype=torch.float32)
     layers = discover_layers(model)
     plan.validate(layers)
-    apply_plan(model, plan, mode="packed")
+    calibration = None
+    if plan.calibrated:
+        from autoquant.quantizers.calibrate import calibration_windows
+
+        calibration = calibration_windows(load_tokenizer(source))
+    apply_plan(model, plan, mode="packed", calibration=calibration)
     _cast_float_weights(model, dtype)
     out.mkdir(parents=True, exist_ok=True)
     save_model(model, str(out / WEIGHTS_FILE))  # handles a tied lm_head (shared tensor) once
@@ -60,7 +65,7 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
     except UserError:
         pass  # a model directory without a tokenizer exports without one
     meta = dict(plan.metadata, export_dtype=str(dtype).removeprefix("torch."))
-    Plan(plan.formats, plan.model or source.display, meta).save(out / PLAN_FILE)
+    Plan(plan.formats, plan.model or source.display, meta, plan.quantizers).save(out / PLAN_FILE)
     write_text(out / "README.md",
                _README.format(name=source.display, summary=plan.summary(), bpw=plan.bits_per_weight(layers), path=out))
     return out

@@ -135,3 +135,26 @@ class ShardWriter:
 def read_checkpoint(directory: Path) -> SourceTensors:
     """The tensors of an exported checkpoint (one file or shards), read on demand."""
     return SourceTensors(directory)
+
+
+class ModelTensors:
+    """The `SourceTensors` interface over a model already in memory: what a calibrated plan (gptq,
+    awq) exports from, since calibration needs the whole model loaded (and awq changes norms)."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        self._state = state
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._state
+
+    def keys(self) -> list[str]:
+        return list(self._state)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self._state[name].shape)
+
+    def get(self, name: str) -> torch.Tensor:
+        return self._state[name]
+
+    def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        return self._state[name][start:stop]
