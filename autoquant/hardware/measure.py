@@ -261,11 +261,11 @@ def linear_seconds(shape: ModelShape, fmt_of: Callable[[object], QuantFormat], t
     return total
 
 
-def calibrate_rest(
+def forward_points(
     model: nn.Module, shape: ModelShape, times: dict[str, dict[str, list[float]]], buckets: list[int],
-    bandwidth: float, fp16_flops: float, decode_contexts: tuple[int, ...] = (512, 4096),
-    prefill_contexts: tuple[int, ...] = (256, 2048), progress: Progress | None = None, runtime: str = "graphs",
-) -> tuple[RestCalibration, list[ForwardPoint]]:
+    decode_contexts: tuple[int, ...] = (512, 4096), prefill_contexts: tuple[int, ...] = (256, 2048),
+    progress: Progress | None = None, runtime: str = "graphs",
+) -> list[ForwardPoint]:
     """Time the (16-bit) model's forwards under `runtime`; what its linear layers do not explain is the rest."""
     fp16 = QuantFormat("fp16")
     points = []
@@ -279,16 +279,17 @@ def calibrate_rest(
                                    linear_seconds(shape, lambda _: fp16, c, 1, times, buckets)))
         if progress:
             progress(f"prefill forward ({runtime}), {c} tokens")
-    return fit_rest(shape, points, bandwidth, fp16_flops), points
+    return points
 
 
-def eager_rest(graphs: RestCalibration, notes: dict, blocks: int) -> RestCalibration:
+def eager_rest(graphs: RestCalibration, graph_points: list[ForwardPoint], eager_points: list[ForwardPoint],
+               blocks: int) -> RestCalibration:
     """The eager rest: the graphs fit plus a per-block decode floor. Eager decode steps are bound by
     Python launching ~30 kernels a block (flat in context), which a least-squares fit of the graphs
     model mistakes for attention; eager prefill is GPU-bound and matches graphs (H200: 32.2 vs 32.2 ms)."""
-    by = {(p["phase"], p["context"]): p["rest_s"] for p in notes["rest_points_graphs"]}
-    gaps = [p["rest_s"] - by[(p["phase"], p["context"])] for p in notes["rest_points_eager"]
-            if p["phase"] == "decode" and (p["phase"], p["context"]) in by]
+    by = {(p.phase, p.context): p.rest_s for p in graph_points}
+    gaps = [p.rest_s - by[(p.phase, p.context)] for p in eager_points
+            if p.phase == "decode" and (p.phase, p.context) in by]
     floor = max(sum(gaps) / len(gaps) / blocks, 0.0) if gaps else 0.0
     return dataclasses.replace(graphs, decode_floor_s=floor)
 
@@ -327,12 +328,13 @@ def run_profile(
     elif model is not None or config is not None:
         built = model is None
         fwd_model = build_model(config) if built else model
+        points = {}
         for runtime in RUNTIMES:  # a decode step's rest differs ~3x between a captured graph and eager launches
-            rest, points = calibrate_rest(fwd_model, shape, times, buckets, bw, flops, progress=progress,
-                                          runtime=runtime)
-            notes[f"rest_points_{runtime}"] = [vars(p) | {"rest_s": p.rest_s} for p in points]
-            prof.rests[runtime] = rest
-        prof.rests["eager"] = eager_rest(prof.rests["graphs"], notes, shape.num_blocks)
+            points[runtime] = forward_points(fwd_model, shape, times, buckets, progress=progress, runtime=runtime)
+            notes[f"rest_points_{runtime}"] = [vars(p) | {"rest_s": p.rest_s} for p in points[runtime]]
+        graphs = fit_rest(shape, points["graphs"], bw, flops)
+        prof.rests = {"graphs": graphs,
+                      "eager": eager_rest(graphs, points["graphs"], points["eager"], shape.num_blocks)}
         if built:
             del fwd_model
             torch.cuda.empty_cache()
