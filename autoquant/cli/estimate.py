@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, RuntimeOpt, console
+from autoquant.cli._common import BatchOpt, ContextOpt, JsonOpt, ModelOpt, QuantizerOpt, RuntimeOpt, console
 from autoquant.cli.hardware import HardwareOpt
 from autoquant.costs import format_bytes, format_seconds, plan_costs
 from autoquant.errors import UserError
@@ -16,7 +16,6 @@ from autoquant.hardware import latency_model_for
 from autoquant.memory import ModelShape, estimate_memory
 from autoquant.models import resolve_model
 from autoquant.plan import resolve_plan
-from autoquant.cli._common import QuantizerOpt
 
 
 def register(app: typer.Typer) -> None:
