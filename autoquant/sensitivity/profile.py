@@ -155,8 +155,10 @@ def profile_sensitivity(
                 by_input: dict[str, list[str]] = {}
                 for name in missing_layers:
                     by_input.setdefault(stats.input_of[name], []).append(name)
-                refs = {name: ref for names in by_input.values() for ref in [ex.put(stats.subset(names))]
-                        for name in names}
+                refs = {}
+                for names in by_input.values():
+                    ref = ex.put(stats.subset(names))
+                    refs.update(dict.fromkeys(names, ref))
                 del stats
                 bar = ui.phase("proxy error (layers)", len(missing_layers))
                 # Largest layers first: the slowest tasks start early, the tail stays short.
