@@ -92,6 +92,24 @@ def _quantize_calibrated(model: nn.Module, plan: Plan, calibration: torch.Tensor
 
 
 @contextlib.contextmanager
+def temporarily_replaced(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> Iterator[nn.Module]:
+    """Layers' weights replaced by given [N, K] tensors (one layer as gptq quantized it, say) for
+    the duration of the block, then the originals put back (a tied one stays tied)."""
+    saved = {}
+    try:
+        with torch.no_grad():
+            for name, w in weights.items():
+                module = model.get_submodule(name)
+                saved[name] = module.weight
+                module.weight = nn.Parameter(module.weight.detach().clone(), requires_grad=False)
+                set_linear_weight(module, w.to(module.weight.dtype))
+        yield model
+    finally:
+        for name, weight in saved.items():
+            model.get_submodule(name).weight = weight
+
+
+@contextlib.contextmanager
 def temporarily_quantized(model: nn.Module, plan: Plan | Mapping[str, QuantFormat],
                           calibration: torch.Tensor | None = None) -> Iterator[nn.Module]:
     """Fake-quantize some layers for the duration of the block, then restore the originals.

@@ -7,6 +7,8 @@ matmul); every discovered linear layer, lm_head included, has an entry.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +56,15 @@ class Plan:
     def calibrated(self) -> bool:
         """Whether quantizing needs calibration text (a gptq or awq layer in an integer format)."""
         return any(self.quantizer_of(n) in CALIBRATED and not f.is_float for n, f in self.formats.items())
+
+    @property
+    def quantizer_digest(self) -> str:
+        """A short digest of the calibrated layers' quantizers; "" for round-to-nearest
+        throughout. Keys a measured plan together with its formats."""
+        chosen = {n: q for n, q in sorted(self.quantizers.items()) if not self.formats[n].is_float}
+        if not chosen:
+            return ""
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
 
     def weight_bytes(self, layers: list[LinearLayer]) -> int:
         """Bytes of the linear weights under this plan (biases excluded; see memory model)."""
@@ -111,6 +122,16 @@ class Plan:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Plan:
         return cls.from_dict(read_json(path, "plan file"))
+
+
+def uniform_label(fmt: QuantFormat | str, quantizer: str = "rtn") -> str:
+    """How a uniform plan is named in fronts and reports: `int4-g128-asym`, `int4-g128-asym (gptq)`."""
+    return str(fmt) if quantizer == "rtn" else f"{fmt} ({quantizer})"
+
+
+def parse_uniform_label(label: str) -> tuple[QuantFormat, str]:
+    fmt, _, rest = label.partition(" (")
+    return QuantFormat.parse(fmt), rest.rstrip(")") or "rtn"
 
 
 def resolve_plan(spec: str, layers: list[LinearLayer], model: str = "", quantizer: str | None = None) -> Plan:

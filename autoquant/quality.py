@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoquant.apply import temporarily_quantized
+from autoquant.apply import temporarily_quantized, temporarily_replaced
 from autoquant.data import TextSource, token_windows
 from autoquant.formats import QuantFormat
 from autoquant.models import ModelSource, load_model, load_tokenizer
@@ -190,9 +190,15 @@ class QualityMeter:
             self.model = own
         return self._result(ppl, kl, self.reference.perplexity, time.perf_counter() - t)
 
-    def measure_layer(self, layer: str, fmt: QuantFormat) -> Measurement:
-        """Only `layer` quantized: the measured sensitivity of one (layer, format)."""
-        return self.measure_formats({layer: fmt})
+    def measure_layer(self, layer: str, fmt: QuantFormat, weight: torch.Tensor | None = None) -> Measurement:
+        """Only `layer` quantized: the measured sensitivity of one (layer, format); `weight`, the
+        [N, K] weight another quantizer gave it (`autoquant.quantizers.single`), else round-to-nearest."""
+        if weight is None:
+            return self.measure_formats({layer: fmt})
+        t = time.perf_counter()
+        with temporarily_replaced(self.model, {layer: weight}):
+            ppl, kl = self._score()
+        return self._result(ppl, kl, self.reference.perplexity, time.perf_counter() - t)
 
 
 def eval_windows(source: ModelSource, text: TextSource, tokens: int = DEFAULT_EVAL_TOKENS,

@@ -77,6 +77,7 @@ class PlanPoint:
     summary: str  # "int4-g128-asym x180, int8-pc-sym x30"
     recommended: bool
     layers: dict[str, str] | None = None  # layer -> format, kept for measured plans
+    quantizers: dict[str, str] | None = None  # layer -> gptq/awq where not rtn, with `layers`
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,7 @@ def plans_with_layers(run: SearchRun) -> dict[str, Plan]:
             formats = {name: QuantFormat.parse(f) for name, f in r.layers.items()}
             meta = {"memory_bytes": r.memory_bytes, "bits_per_weight": r.bits_per_weight, "decode_s": r.decode_s,
                     "proxy_kl": r.proxy_kl, "measured": None if r.measured is None else vars(r.measured)}
-            out[r.label] = Plan(formats, run.result.model, meta)
+            out[r.label] = Plan(formats, run.result.model, meta, dict(r.quantizers or {}))
     return out
 
 
@@ -173,13 +173,13 @@ def plan_frame(plan: Plan, run: SearchRun | None = None, table=None) -> pd.DataF
     for name, fmt in plan.formats.items():
         block = layer_block(name)
         row = {"layer": name, "block": -1 if block is None else block, "role": layer_role(name),
-               "format": str(fmt), "bits": fmt.bits}
+               "format": str(fmt), "quantizer": plan.quantizer_of(name), "bits": fmt.bits}
         if name in shapes:
             s = shapes[name]
             row["bytes"] = 0 if s.tied and fmt.is_float else fmt.storage_bytes(s.out_features, s.in_features)
         if table is not None:
             try:
-                row["estimated_kl"] = table.estimated_kl(name, fmt)
+                row["estimated_kl"] = table.estimated_kl(name, fmt, plan.quantizer_of(name))
             except KeyError:  # a format the table did not profile
                 row["estimated_kl"] = None
         rows.append(row)
@@ -192,13 +192,14 @@ def sensitivity_frame(table) -> tuple[pd.DataFrame, dict]:
     import pandas as pd  # only the app and its tests read runs as tables
 
     rows = []
-    for (layer, fmt), e in table.entries.items():
+    for (layer, fmt, quantizer), e in table.entries.items():
         block = layer_block(layer)
-        kl = table.estimated_kl(layer, fmt)
+        kl = table.estimated_kl(layer, fmt, quantizer)
         rows.append({
-            "layer": layer, "block": -1 if block is None else block, "role": layer_role(layer), "format": fmt,
-            "estimated_kl": kl, "log10_kl": math.log10(max(kl, 1e-7)), "proxy": e.proxy, "measured_kl": e.kl,
-            "measured": e.kl is not None,
+            # "format" labels the column: the format, with its quantizer unless round-to-nearest
+            "layer": layer, "block": -1 if block is None else block, "role": layer_role(layer), "format": e.variant,
+            "quantizer": quantizer, "estimated_kl": kl, "log10_kl": math.log10(max(kl, 1e-7)), "proxy": e.proxy,
+            "measured_kl": e.kl, "measured": e.kl is not None,
         })
     meta = {"model": table.model, "spearman": table.spearman, "proxy_to_kl": table.proxy_to_kl,
             "measured": sum(1 for e in table.entries.values() if e.kl is not None), "entries": len(table.entries)}

@@ -10,6 +10,9 @@ A space is a small YAML file (bundled ones live in the `search_spaces` package):
     tie:                          # roles of one block that must share a format
       - [q, k, v]
       - [gate, up]
+    quantizers:                   # per role (lm_head included), how codes may be chosen; `default` for the rest
+      default: [rtn, gptq, awq]   # absent: rtn only
+      lm_head: [rtn]
     lm_head:
       formats: [fp16, int8-pc-sym]
       tied: keep                  # keep: a tied lm_head stays 16-bit | search: let it be quantized
@@ -30,6 +33,14 @@ size. The bundled spaces give every engine a choice for every layer.
 
 `formats_for(layer)` is what the profiler measures and the search chooses from; for a tied
 layer it is the intersection over its group's roles, so every member offers the same choices.
+
+Quantizers (`autoquant.quantizers`) cost nothing in memory or latency: a layer's codes are
+ordinary codes + scales whichever chose them. So they are not a search dimension of their own:
+the profiler measures every (layer, format, quantizer) the space allows (`quantizers_for`), and
+the search gives each layer, in the format it chooses, the allowed quantizer of least estimated
+KL. Only integer formats have a choice (16-bit and llama.cpp block formats are rtn); awq applies
+where its scale folds into the op before the layer (`autoquant.quantizers.AWQ_ROLES` of
+Llama-style models) and is skipped elsewhere. Members of a tie group may differ in quantizer.
 """
 
 from __future__ import annotations
@@ -45,8 +56,9 @@ import yaml
 from autoquant.errors import UserError
 from autoquant.formats import FP16, QuantFormat
 from autoquant.layers import ROLES, LinearLayer
+from autoquant.quantizers import AWQ_ROLES, QUANTIZERS
 
-_TOP_KEYS = ("name", "description", "formats", "tie", "lm_head", "embeddings")
+_TOP_KEYS = ("name", "description", "formats", "quantizers", "tie", "lm_head", "embeddings")
 _LM_HEAD_KEYS = ("formats", "tied")
 _TIED_RULES = ("keep", "search")
 _EMBEDDING_RULES = ("keep",)
@@ -65,6 +77,7 @@ class SearchSpace:
     embeddings: str = "keep"
     description: str = ""
     source: str = field(default="", compare=False)  # file it came from, for messages
+    role_quantizers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role, lm_head or "default" -> allowed
 
     # ---- what a layer may take -------------------------------------------
     def _role_formats(self, role: str) -> tuple[QuantFormat, ...]:
@@ -87,6 +100,18 @@ class SearchSpace:
             theirs = set(self._role_formats(other))
             allowed = tuple(f for f in allowed if f in theirs)
         return [f for f in allowed if f.fits(layer.in_features)]  # GGUF rows are whole blocks
+
+    def quantizers_for(self, layer: LinearLayer, fmt: QuantFormat) -> tuple[str, ...]:
+        """Quantizers that may choose `layer`'s codes in `fmt`, rtn first: rtn alone for 16-bit and
+        llama.cpp block formats, awq only for the roles its scale folds for."""
+        if fmt.is_float or fmt.is_gguf:
+            return ("rtn",)
+        allowed = self.role_quantizers.get(layer.role, self.role_quantizers.get("default", ("rtn",)))
+        return tuple(q for q in QUANTIZERS if q in allowed and (q != "awq" or layer.role in AWQ_ROLES))
+
+    def all_quantizers(self) -> tuple[str, ...]:
+        found = {q for qs in self.role_quantizers.values() for q in qs} | {"rtn"}
+        return tuple(q for q in QUANTIZERS if q in found)
 
     def all_formats(self) -> list[QuantFormat]:
         """Union over roles and lm_head, sorted float first then by bits, group, symmetry."""
@@ -118,6 +143,9 @@ class SearchSpace:
             "tie": [list(g) for g in self.tie_roles],
             "lm_head": {"formats": [str(f) for f in self.lm_head_formats], "tied": self.tied_lm_head},
             "embeddings": self.embeddings,
+            # only when given: the study signature hashes this dict, so spaces written before
+            # quantizers existed keep their studies
+            **({"quantizers": {r: list(qs) for r, qs in self.role_quantizers.items()}} if self.role_quantizers else {}),
         }
 
 
@@ -166,6 +194,25 @@ def _parse_formats(source: str, key: str, value: Any) -> tuple[QuantFormat, ...]
         if fmt not in out:
             out.append(fmt)
     return tuple(out)
+
+
+def _parse_quantizers(source: str, data: Any) -> dict[str, tuple[str, ...]]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or "default" not in data:
+        raise _fail(source, "quantizers", "expected a mapping of role -> list of quantizers, with a `default` "
+                                          "entry, e.g. {default: [rtn, gptq, awq], lm_head: [rtn]}")
+    _check_keys(source, "quantizers.", data, (*_ROLE_KEYS, "lm_head"))
+    out = {}
+    for role, value in data.items():
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not value:
+            raise _fail(source, f"quantizers.{role}", f"expected a non-empty list of quantizers ({', '.join(QUANTIZERS)})")
+        unknown = [q for q in value if q not in QUANTIZERS]
+        if unknown:
+            raise _fail(source, f"quantizers.{role}", f"unknown quantizer {unknown[0]!r}; accepted: {', '.join(QUANTIZERS)}")
+        out[str(role)] = tuple(q for q in QUANTIZERS if q in value)
+    return out
 
 
 def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
@@ -219,9 +266,34 @@ def parse_space(data: Any, source: str = "<dict>") -> SearchSpace:
             f"got {emb!r}; accepted: keep (embeddings are a lookup table and stay 16-bit in every plan)",
         )
     description = data.get("description", "") or ""
+    quantizers = _parse_quantizers(source, data.get("quantizers"))
     return SearchSpace(
-        name, role_formats, tuple(tie_roles), lm_formats, tied, emb, str(description).strip(), source
+        name, role_formats, tuple(tie_roles), lm_formats, tied, emb, str(description).strip(), source, quantizers
     )
+
+
+def restrict_quantizers(space: SearchSpace, quantizers: Iterable[str] | None) -> SearchSpace:
+    """The space with only `quantizers` (`autoquant search --quantizers rtn`), named
+    `<space>+<quantizers>` so its studies are its own; None: the space as it is."""
+    if quantizers is None:
+        return space
+    wanted = tuple(quantizers)
+    unknown = [q for q in wanted if q not in QUANTIZERS]
+    if unknown or not wanted:
+        raise UserError(f"{{quantizers}}: unknown quantizer {unknown[0] if unknown else ''!r}; accepted: "
+                        f"{', '.join(QUANTIZERS)} (comma-separated)", params=("quantizers",))
+    roles = {}
+    for role, allowed in (space.role_quantizers or {"default": ("rtn",)}).items():
+        kept = tuple(q for q in allowed if q in wanted)
+        if not kept:
+            raise UserError(f"{{quantizers}}: search space {space.name!r} allows {role} only {', '.join(allowed)}",
+                            params=("quantizers",))
+        roles[role] = kept
+    if roles == space.role_quantizers:
+        return space
+    fields = {f: getattr(space, f) for f in space.__dataclass_fields__}
+    fields.update(name=f"{space.name}+{'+'.join(q for q in QUANTIZERS if q in wanted)}", role_quantizers=roles)
+    return type(space)(**fields)
 
 
 def load_space(path: str | None) -> SearchSpace:

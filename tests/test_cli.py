@@ -78,6 +78,9 @@ def test_the_quantizer_changes_codes_not_bytes(capsys):
 def test_usage_errors_exit_2(capsys):
     code, _, err = run(["estimate", "--batch", "many"], capsys)
     assert code == 2
+    # a bad --quantizers fails in the request's first step, before any profiling: one line
+    code, _, err = run(["search", "--budget", "1GB", "--quantizers", "rtn,hqq"], capsys)
+    assert code == 2 and "--quantizers: unknown quantizer 'hqq'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_console_script_runs_as_a_process(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from autoquant.errors import UserError
 from autoquant.formats import FP16, QuantFormat
 from autoquant.layers import LinearLayer
-from autoquant.space import bundled_spaces, load_space, parse_space
+from autoquant.space import bundled_spaces, load_space, parse_space, restrict_quantizers
 
 
 def _block(b: int) -> list[LinearLayer]:
@@ -70,6 +70,9 @@ def test_tied_roles_get_the_intersection() -> None:
         (_base(lm_head={"tied": "maybe"}), "lm_head.tied"),
         (_base(embeddings="int8"), "embeddings"),
         (_base(extra=1), "extra: unknown key"),
+        (_base(quantizers={"default": ["rtn", "hqq"]}), "quantizers.default: unknown quantizer 'hqq'"),
+        (_base(quantizers={"q": ["gptq"]}), "`default` entry"),
+        (_base(quantizers={"default": ["rtn"], "mlp": ["gptq"]}), "quantizers.mlp: unknown key"),
         ([1, 2], "expected a mapping"),
     ],
 )
@@ -86,3 +89,31 @@ def test_bad_files(tmp_path) -> None:
     bad.write_text("formats: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_space(str(bad))
+
+
+def test_quantizers_per_role_and_format() -> None:
+    """gptq and awq choose integer codes only; awq only where its scale folds (not o, not lm_head);
+    a space without `quantizers` is rtn only, as spaces were before quantizers existed."""
+    int4, int8 = QuantFormat.parse("int4-g128-asym"), QuantFormat.parse("int8-pc-sym")
+    space = parse_space(_base(quantizers={"default": ["awq", "rtn", "gptq"], "down": ["rtn"], "lm_head": ["rtn", "gptq"]}))
+    q, o, down, lm = LAYERS[0], LAYERS[3], LAYERS[6], LAYERS[-1]
+    assert space.quantizers_for(q, int4) == ("rtn", "gptq", "awq")  # in QUANTIZERS' order
+    assert space.quantizers_for(o, int4) == ("rtn", "gptq")
+    assert space.quantizers_for(down, int8) == ("rtn",)
+    assert space.quantizers_for(lm, int8) == ("rtn", "gptq")
+    assert space.quantizers_for(q, FP16) == ("rtn",) and space.quantizers_for(q, QuantFormat.parse("q4_0")) == ("rtn",)
+    assert parse_space(_base()).quantizers_for(q, int4) == ("rtn",)
+    assert "quantizers" not in parse_space(_base()).to_dict()  # old spaces keep their study signature
+    assert load_space(None).all_quantizers() == ("rtn", "gptq")
+    assert load_space("aggressive").all_quantizers() == ("rtn", "gptq", "awq")
+
+
+def test_restrict_quantizers_renames_and_refuses_what_is_not_allowed() -> None:
+    space = load_space(None)
+    rtn = restrict_quantizers(space, ["rtn"])
+    assert rtn.name == "default+rtn" and rtn.all_quantizers() == ("rtn",)
+    assert restrict_quantizers(space, None) is space and restrict_quantizers(space, ["gptq", "rtn"]) is space
+    with pytest.raises(UserError, match="unknown quantizer 'hqq'"):
+        restrict_quantizers(space, ["hqq"])
+    with pytest.raises(UserError, match="allows default only rtn"):
+        restrict_quantizers(parse_space(_base()), ["gptq"])

@@ -46,3 +46,16 @@ QuantizerOpt = Annotated[
         "o_proj and lm_head keep rtn). A plan file names each layer's own.",
     ),
 ]
+QuantizersOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--quantizers",
+        help="Only these of the search space's quantizers, comma-separated: rtn, gptq, awq (e.g. rtn for "
+        "plans that need no calibration). Default: all the space allows.",
+    ),
+]
+
+
+def split_names(names: str | None) -> tuple[str, ...] | None:
+    """`rtn, gptq` -> ("rtn", "gptq"); None stays None."""
+    return None if names is None else tuple(n.strip().lower() for n in names.split(",") if n.strip())

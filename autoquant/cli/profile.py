@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from autoquant.cli._common import JsonOpt, ModelOpt, console, err_console
+from autoquant.cli._common import JsonOpt, ModelOpt, QuantizersOpt, console, err_console, split_names
 from autoquant.errors import UserError
 
 profile_app = typer.Typer(
@@ -45,10 +45,11 @@ def profile(
     model: ModelOpt = None,
     space: Annotated[Optional[str], typer.Option("--space", "-s", help="Search space YAML, or a bundled name (default, aggressive).")] = None,
     calib: Annotated[Optional[str], typer.Option("--calib", help="Calibration text file. Default: wikitext-2 validation (embedded).")] = None,
-    calib_tokens: Annotated[int, typer.Option("--calib-tokens", help="Calibration tokens for the statistics pass (proxy).")] = 1024,
-    measure: Annotated[str, typer.Option("--measure", help="Which pairs get a measured KL: auto (all on GPU, sample on CPU), all, sample, none.")] = "auto",
+    calib_tokens: Annotated[Optional[int], typer.Option("--calib-tokens", help="Calibration tokens for the statistics pass (proxy). Default: 1024, or 8192 when the space has gptq/awq (what whole-model calibration uses).")] = None,
+    quantizers: QuantizersOpt = None,
+    measure: Annotated[str, typer.Option("--measure", help="Which entries get a measured KL: auto (all on GPU, sample on CPU), all, sample, none.")] = "auto",
     measure_tokens: Annotated[int, typer.Option("--measure-tokens", help="Calibration tokens per measured KL (a prefix of the calibration windows).")] = 512,
-    sample: Annotated[int, typer.Option("--sample", help="Pairs measured with --measure sample (stratified over proxy, role, format).")] = 32,
+    sample: Annotated[int, typer.Option("--sample", help="Entries measured with --measure sample (stratified over proxy, role, format, quantizer).")] = 32,
     proxy: Annotated[str, typer.Option("--proxy", help="Proxy normalisation: fisher (Fisher-weighted output error, ~KL), relative, output.")] = "fisher",
     workers: Annotated[Optional[int], typer.Option("--workers", "-w", help="Ray workers (each loads the model once). Default: one per GPU, else one per 4 cores.")] = None,
     address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster to join (else RAY_ADDRESS, else a local instance).")] = None,
@@ -57,8 +58,8 @@ def profile(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Profile every quantizable layer x every format of the search space: a proxy error for all
-    pairs, the measured KL of the full model (only that layer quantized) for all or a sample.
+    """Profile every quantizable layer x every format x every quantizer of the search space: a proxy
+    error for all, the measured KL of the full model (only that layer quantized) for all or a sample.
 
     Results are cached as they finish: re-running is instant, an interrupted run resumes.
     """
@@ -72,10 +73,10 @@ def profile(
     from autoquant.models import resolve_model
     from autoquant.sensitivity import profile_sensitivity
     from autoquant.sensitivity.output import save_profile
-    from autoquant.space import load_space
+    from autoquant.space import load_space, restrict_quantizers
 
     source = resolve_model(model)
-    the_space = load_space(space)
+    the_space = restrict_quantizers(load_space(space), split_names(quantizers))
     text = calibration_text(calib)
     run_dir = _run_dir(model, out)
     try:
@@ -123,17 +124,19 @@ def _rho(x: float | None) -> str:
 
 def _summary_dict(table, top: int) -> dict:
     ranking = table.layer_ranking()
+    mine = lambda name: [e for e in table.entries.values() if e.layer == name]  # noqa: E731
     row = lambda name, worst: {  # noqa: E731
         "layer": name, "role": table.roles.get(name, ""), "worst_estimated_kl": worst,
-        "estimated_kl": {f: table.estimated_kl(name, f) for f in table.formats if (name, f) in table.entries},
-        "measured_kl": {f: table.entries[(name, f)].kl for f in table.formats
-                        if (name, f) in table.entries and table.entries[(name, f)].measured},
+        "estimated_kl": {e.variant: table.estimated_kl(*e.key) for e in mine(name)},
+        "measured_kl": {e.variant: e.kl for e in mine(name) if e.measured},
     }
     return {
         "model": table.model, "model_fingerprint": table.model_fingerprint, "method_version": table.method_version,
         "normalisation": table.normalisation, "proxy_to_kl": table.proxy_to_kl, "calibrated": table.calibrated,
+        "proxy_to_kl_by_quantizer": table.proxy_to_kl_by_quantizer,
         "spearman": table.spearman, "spearman_by_format": table.spearman_by_format,
         "measured_pairs": len(table.measured_entries()), "pairs": len(table.entries),
+        "quantizers": table.quantizers, "quantizer_seconds": table.quantizer_seconds,
         "calib": table.calib_name, "calib_tokens": table.calib_tokens, "measure_tokens": table.measure_tokens,
         "timings": table.timings, "executor": table.executor, "notes": table.notes,
         "most_sensitive": [row(n, w) for n, w in ranking[:top]],
@@ -147,24 +150,38 @@ def _short(name: str) -> str:
 
 
 def _layer_table(table, title: str, rows: list[tuple[str, float]]) -> Table:
+    """A column per format; with several quantizers a cell gives rtn's KL, then the best other
+    quantizer's (`1.2e-03 gptq`), so the table stays as wide as the formats."""
     t = Table(title=title, title_justify="left")
     t.add_column("layer", overflow="fold")
     for f in table.formats:
         t.add_column(f.replace("-", "-\n", 1), justify="right", no_wrap=True)  # int4-/g128-asym: narrow
     t.add_column("Δppl", justify="right", no_wrap=True)
+    others = [q for q in table.quantizers if q != "rtn"]
     for name, _ in rows:
         cells, ppl = [], []
         for f in table.formats:
-            e = table.entries.get((name, f))
-            if e is None:
-                cells.append("-")
-                continue
-            cells.append(f"{table.estimated_kl(name, f):.1e}" + ("*" if e.measured else ""))
-            if e.measured and e.ppl_change is not None:
-                ppl.append(e.ppl_change)
+            lines = []
+            for q in ["rtn", *others]:
+                e = table.entries.get((name, f, q))
+                if e is None:
+                    continue
+                if e.measured and e.ppl_change is not None:
+                    ppl.append(e.ppl_change)
+                if q == "rtn":
+                    lines.append(_kl(table, e))
+            best = min((table.entries[(name, f, q)] for q in others if (name, f, q) in table.entries),
+                       key=lambda e: table.estimated_kl(*e.key), default=None)
+            if best is not None:
+                lines.append(f"{_kl(table, best)} {best.quantizer}")
+            cells.append("\n".join(lines) or "-")
         # the largest measured perplexity change of this layer (its most aggressive measured format)
         t.add_row(_short(name), *cells, f"{max(ppl, key=abs):+.2%}" if ppl else "")
     return t
+
+
+def _kl(table, e) -> str:
+    return f"{table.estimated_kl(*e.key):.1e}" + ("*" if e.measured else "")
 
 
 def _print_summary(table, top: int) -> None:
@@ -174,17 +191,25 @@ def _print_summary(table, top: int) -> None:
     head.add_column()
     head.add_row("model", f"{table.model} ({table.model_fingerprint})")
     head.add_row("calibration", f"{table.calib_name}: {table.calib_tokens} tokens (proxy), {table.measure_tokens} per measured KL")
-    head.add_row("pairs", f"{len(table.entries)} ({len(table.layers)} layers x {', '.join(table.formats)}); {len(measured)} measured")
+    head.add_row("entries", f"{len(table.entries)} ({len(table.layers)} layers x {', '.join(table.formats)} x "
+                            f"{', '.join(table.quantizers)}); {len(measured)} measured")
+    if table.quantizer_seconds:
+        head.add_row("quantizers", "proxy worker time " + ", ".join(f"{q} {s:.1f}s" for q, s in table.quantizer_seconds.items())
+                     + " (each layer quantized alone from its calibration statistics)")
     scale = f"{table.proxy_to_kl:.3g}" + ("" if table.calibrated else " (prior, not fitted: nothing measured)")
+    if table.proxy_to_kl_by_quantizer:
+        scale += " (rtn), " + ", ".join(f"{v:.3g} ({q}: fitted to its statistics, measured on held-out tokens)"
+                                          for q, v in table.proxy_to_kl_by_quantizer.items())
     head.add_row("proxy", f"{table.normalisation}; estimated KL = measured where measured, else proxy x {scale}")
     by_fmt = ", ".join(f"{f} {_rho(r)}" for f, r in table.spearman_by_format.items())
-    head.add_row("Spearman", f"{_rho(table.spearman)} proxy vs measured KL over {len(measured)} pairs" + (f" (within format: {by_fmt})" if by_fmt else ""))
+    head.add_row("Spearman", f"{_rho(table.spearman)} proxy vs measured KL over {len(measured)} entries" + (f" (within format: {by_fmt})" if by_fmt else ""))
     if table.timings:
         head.add_row("time", ", ".join(f"{k} {v:.1f}s" for k, v in table.timings.items()) + (f" ({table.executor})" if table.executor else " (all cached)"))
     console.print(head)
     ranking = table.layer_ranking()
     n = min(top, len(ranking))
-    console.print(_layer_table(table, f"most sensitive {n} layers: estimated KL (nats/token) per format, * measured; Δppl of the worst measured", ranking[:n]))
+    per = "per format (rtn, then the best of " + ", ".join(q for q in table.quantizers if q != "rtn") + ")" if len(table.quantizers) > 1 else "per format"
+    console.print(_layer_table(table, f"most sensitive {n} layers: estimated KL (nats/token) {per}, * measured; Δppl of the worst measured", ranking[:n]))
     console.print(_layer_table(table, f"least sensitive {n} layers", ranking[::-1][:n]))
     for note in table.notes:
         console.print(f"[yellow]note:[/yellow] {note}")

@@ -13,7 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from autoquant.costs import parse_latency, parse_quality, parse_size
-from autoquant.cli._common import BatchOpt, ContextOpt, EngineOpt, JsonOpt, ModelOpt, RuntimeOpt, console, err_console
+from autoquant.cli._common import (BatchOpt, ContextOpt, EngineOpt, JsonOpt, ModelOpt, QuantizersOpt, RuntimeOpt, console,
+                                  err_console, split_names)
 from autoquant.errors import UserError
 from autoquant.search import (DEFAULT_EVAL_TOKENS, DEFAULT_MEASURE, DEFAULT_SAMPLER, DEFAULT_TRIALS, SAMPLERS,
                               Budgets, SearchRequest, print_report, run_search, to_json)
@@ -43,13 +44,14 @@ def search(
     calib: Annotated[Optional[str], typer.Option("--calib", help="Calibration text file for profiling. Default: embedded wikitext-2 validation.")] = None,
     eval_file: Annotated[Optional[str], typer.Option("--eval", help="Held-out text to measure plans on. Default: embedded wikitext-2 test.")] = None,
     eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Tokens of evaluation text per measurement (~2.7 ms a token for SmolLM2 on a CPU).")] = DEFAULT_EVAL_TOKENS,
-    measure: Annotated[int, typer.Option("--measure", help="Front plans to measure for real, spread over memory (plus 3 uniform baselines).")] = DEFAULT_MEASURE,
+    measure: Annotated[int, typer.Option("--measure", help="Front plans to measure for real, spread over memory (plus 3 uniform baselines, 4 with gptq).")] = DEFAULT_MEASURE,
     runs_dir: Annotated[str, typer.Option("--runs-dir", help="Where study.db, front.json, plan.json and front.png go.")] = "runs",
     sampler: Annotated[str, typer.Option("--sampler", help=f"Optuna sampler: {', '.join(SAMPLERS)}.")] = DEFAULT_SAMPLER,
     seed: Annotated[int, typer.Option("--seed", help="Sampler seed.")] = 0,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     as_json: JsonOpt = False,
     engine: EngineOpt = None,
+    quantizers: QuantizersOpt = None,
     export_dir: Annotated[Optional[str], typer.Option("--export", help="Also export the recommended plan as a checkpoint for --engine into this new directory (see `autoquant export`).")] = None,
 ) -> None:
     """Search per-layer formats for the Pareto front of quality, memory and latency; recommend one plan.
@@ -65,7 +67,7 @@ def search(
         budgets=budgets, model=model, hardware=hardware, batch=batch, context=context, space=space,
         trials=trials, study=study, storage=storage, calib=calib, eval=eval_file, eval_tokens=eval_tokens,
         measure_plans=measure, runs_dir=runs_dir, sampler=sampler, seed=seed, progress=not no_progress,
-        engine=engine, runtime=runtime,
+        engine=engine, runtime=runtime, quantizers=split_names(quantizers),
     )
     if export_dir is not None:
         _check_export_dir(export_dir)  # before minutes of search, not after

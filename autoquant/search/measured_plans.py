@@ -1,6 +1,6 @@
 """Measured plans of one model, shared by every search of it: one JSON-lines file per model.
 
-A plan's measured quality depends on the model, the plan's formats, the evaluation text and
+A plan's measured quality depends on the model, the plan's formats and quantizers, the evaluation text and
 token count, the device and autoquant's quantizers, not on the GPU the search plans for, its
 budgets or its study. A study keeps its own measurements (`SearchStudy.measurements`); this
 file lets other studies of the same model reuse them: the schedule's targets of one model
@@ -68,6 +68,8 @@ class MeasuredPlans:
     def key(self, plan: Plan, text_fingerprint: str, eval_tokens: int) -> str:
         data = {"formats": {name: str(f) for name, f in sorted(plan.formats.items())}, "text": text_fingerprint,
                 "tokens": eval_tokens, "device": self.device, "version": self.version}
+        if plan.quantizer_digest:  # rtn-only plans keep the keys they had before quantizers
+            data["quantizers"] = plan.quantizer_digest
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:24]
 
     def get(self, plan: Plan, text_fingerprint: str, eval_tokens: int) -> dict[str, Any] | None:

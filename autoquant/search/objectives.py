@@ -1,6 +1,9 @@
 """The search problem: tie groups, their choices, and what a plan costs.
 
-A plan is one format per tie group (q/k/v of a block move together, see `SearchSpace`).
+A plan is one format per tie group (q/k/v of a block move together, see `SearchSpace`). Each
+layer's quantizer follows from its format: the one of least estimated KL that the space allows
+and the profile measured (`SensitivityTable.best_quantizer`): quantizers cost no bytes and no
+time, so they are no search dimension of their own.
 Three objectives, all minimised:
 
     quality loss   sum over layers of the sensitivity table's estimated KL (the additive,
@@ -33,7 +36,7 @@ from autoquant.space import SearchSpace
 class KLTable(Protocol):
     """What the search reads of a `SensitivityTable`."""
 
-    def estimated_kl(self, layer: str, fmt: QuantFormat | str) -> float: ...
+    def best_quantizer(self, layer: str, fmt: QuantFormat | str, allowed: Sequence[str]) -> tuple[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class TieGroup:
     decode_s: tuple[float, ...] = ()  # per choice: summed layer seconds of one decode step
     prefill_s: tuple[float, ...] = ()  # per choice: summed layer seconds of the prefill
     measured: tuple[bool, ...] = ()  # per choice: every member's time was measured
+    quantizers: tuple[tuple[str, ...], ...] = ()  # per choice: each member's quantizer (rtn, gptq, awq)
 
     @property
     def searched(self) -> bool:
@@ -122,14 +126,16 @@ class SearchProblem:
         for names in space.tie_groups(list(shape.layers)):
             members = [by_name[n] for n in names]
             choices = tuple(space.formats_for(members[0]))
-            kl = tuple(float(sum(table.estimated_kl(n, f) for n in names)) for f in choices)
+            best = [[table.best_quantizer(m.name, f, space.quantizers_for(m, f)) for m in members] for f in choices]
+            kl = tuple(float(sum(k for _, k in per)) for per in best)
+            quantizers = tuple(tuple(q for q, _ in per) for per in best)
             nbytes = tuple(sum(layer_weight_bytes(shape, m, f) for m in members) for f in choices)
             dec = pre = meas = ()
             if latency is not None:
                 dec = tuple(sum(times[(n, f)][0] for n in names) for f in choices)
                 pre = tuple(sum(times[(n, f)][1] for n in names) for f in choices)
                 meas = tuple(all(times[(n, f)][2] for n in names) for f in choices)
-            groups.append(TieGroup(group_label(names), tuple(names), choices, kl, nbytes, dec, pre, meas))
+            groups.append(TieGroup(group_label(names), tuple(names), choices, kl, nbytes, dec, pre, meas, quantizers))
         return cls(shape, space, groups, latency, batch, context, model_name, rest)
     @property
     def layers(self) -> list[LinearLayer]:
@@ -143,11 +149,14 @@ class SearchProblem:
     def plan(self, choice: Sequence[int]) -> Plan:
         """The plan choosing `choice[i]` (an index into choices) for group i."""
         formats: dict[str, QuantFormat] = {}
+        quantizers: dict[str, str] = {}
         for g, c in zip(self.groups, choice, strict=True):
-            for name in g.layers:
+            for i, name in enumerate(g.layers):
                 formats[name] = g.choices[c]
+                if g.quantizers and g.quantizers[c][i] != "rtn":
+                    quantizers[name] = g.quantizers[c][i]
         # Keep the model's module order, as every other plan does.
-        return Plan({l.name: formats[l.name] for l in self.shape.layers}, self.model_name)
+        return Plan({l.name: formats[l.name] for l in self.shape.layers}, self.model_name, quantizers=quantizers)
 
     def choice_of(self, plan: Plan) -> list[int]:
         """The inverse of `plan`; ValueError when the plan is outside the space."""

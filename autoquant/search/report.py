@@ -47,6 +47,7 @@ def plan_point(p: FrontPlan, result: SearchResult, with_layers: bool = False) ->
         latency_estimated=c.latency_estimated, proxy_kl=_num(c.proxy_kl), measured=_quality(p.measured),
         summary=p.plan.summary(), recommended=p is result.recommended,
         layers={name: str(f) for name, f in p.plan.formats.items()} if with_layers else None,
+        quantizers=dict(p.plan.quantizers) if with_layers else None,
     )
 
 

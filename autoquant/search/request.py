@@ -48,6 +48,7 @@ class SearchRequest:
     # (autoquant.search.measured_plans); None: only this study's own measurements are reused.
     shared_measurements: str | None = None
     engine: str | None = None  # where the plan will run (the space keeps to what it loads); None: default_engine
+    quantizers: tuple[str, ...] | None = None  # only these of the space's quantizers; None: all it allows
 
     def __post_init__(self) -> None:
         # The one place the default applies: llama.cpp for a space of GGUF block formats, else vLLM.

@@ -24,7 +24,7 @@ from autoquant.formats import QuantFormat
 from autoquant.hardware import latency_model_for
 from autoquant.memory import ModelShape
 from autoquant.models import ModelSource, fingerprint, resolve_model
-from autoquant.plan import Plan
+from autoquant.plan import Plan, parse_uniform_label, uniform_label
 from autoquant.progress import Progress
 from autoquant.quality import Measurement, QualityMeter, load_meter
 from autoquant.runs import search_run_dir
@@ -38,22 +38,26 @@ from autoquant.search.result import SearchResult
 from autoquant.search.select import (check_reachable, feasible_front, feasible_hv_ratio, no_measured_fit,
                                      nothing_feasible, pick_to_measure, recommend)
 from autoquant.search.study import SearchStudy, default_storage, encode_choice, open_persistent
-from autoquant.space import load_space
+from autoquant.space import SearchSpace, load_space, restrict_quantizers
 
 BASELINES = ("fp16", "int8-pc-sym", "int4-g128-asym")
+GPTQ_BASELINE = uniform_label("int4-g128-asym", "gptq")  # what int4 users deploy: the bar a mixed plan must clear
 GGUF_BASELINES = ("fp16", "q8_0", "q4_0")  # what llama.cpp users pick by hand
 
 
 def baselines_for(space: SearchSpace) -> tuple[str, ...]:
-    """The uniform plans a front is compared with: those the space's users would otherwise run."""
-    return GGUF_BASELINES if any(f.is_gguf for f in space.all_formats()) else BASELINES
+    """The uniform plans a front is compared with: those the space's users would otherwise run
+    (uniform int4-g128 by gptq too when the space lets the search choose gptq)."""
+    if any(f.is_gguf for f in space.all_formats()):
+        return GGUF_BASELINES
+    return BASELINES + ((GPTQ_BASELINE,) if "gptq" in space.all_quantizers() else ())
 
 
 class _ZeroKL:
     """Before profiling: memory and latency do not depend on the sensitivity table."""
 
-    def estimated_kl(self, layer: str, fmt: QuantFormat | str) -> float:
-        return 0.0
+    def best_quantizer(self, layer: str, fmt: QuantFormat | str, allowed) -> tuple[str, float]:
+        return "rtn", 0.0
 
 
 def run_search(req: SearchRequest) -> SearchResult:
@@ -62,6 +66,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     validate_request(req)
     source = resolve_model(req.model)
     space = restrict_space(load_space(req.space), get_engine(req.engine))  # engine: its formats only
+    space = restrict_quantizers(space, req.quantizers)
     shape = ModelShape.from_source(source)
     latency_model = latency_model_for(req.hardware, shape, req.runtime)  # a built-in profile only where it covers the model
     calib = calibration_text(req.calib)
@@ -159,13 +164,14 @@ def _measure(
     key = (eval_text.fingerprint, req.eval_tokens)
     labels = baselines_for(problem.space)
     todo = sum(study.baseline(b, *key) is None for b in labels)
-    todo += sum((encode_choice(records[i].choice), *key) not in cached for i in measure_set)
+    todo += sum(_cached(cached, records[i].choice, problem.plan(records[i].choice), key) is None for i in measure_set)
     baselines, plans = [], []
     with Progress(req.progress and todo > 0) as ui:
         measurer = LazyMeter(source, eval_text, req.eval_tokens, ui, _shared(source, req))
         bar = ui.phase("measuring plans (eval text)", todo)
         for label in labels:
-            plan = Plan.uniform(QuantFormat.parse(label), problem.layers, source.display)
+            fmt, quantizer = parse_uniform_label(label)
+            plan = Plan.uniform(fmt, problem.layers, source.display, quantizer)
             m = study.baseline(label, *key)
             if m is None:
                 m = measurer.measure(plan)
@@ -177,7 +183,7 @@ def _measure(
             choice = records[i].choice
             fp = FrontPlan(problem.plan(choice), problem.costs(choice), records[i].number)
             if i in measure_set:
-                m = cached.get((encode_choice(choice), *key))
+                m = _cached(cached, choice, fp.plan, key)
                 if m is None:
                     m = measurer.measure(fp.plan)
                     study.record_measurement(choice, fp.costs, m, records[i].number)
@@ -187,10 +193,18 @@ def _measure(
     return plans, baselines
 
 
+def _cached(cached: dict, choice: list[int], plan: Plan, key: tuple) -> dict | None:
+    """The study's measurement of `choice`, unless it was made when the profile gave the plan's
+    layers other quantizers (a choice codes formats only)."""
+    m = cached.get((encode_choice(choice), *key))
+    return m if m is not None and m.get("quantizers", "") == plan.quantizer_digest else None
+
+
 class LazyMeter:
     """The search's measurement of a plan: `autoquant.quality.load_meter`, as `autoquant evaluate`
-    measures. It loads the model and the reference only when a measurement is not cached: a
-    rerun whose plans were all measured before finishes in seconds."""
+    measures (a plan with gptq/awq layers calibrated as `autoquant export` calibrates it). It loads
+    the model and the reference only when a measurement is not cached: a rerun whose plans were all
+    measured before finishes in seconds."""
 
     def __init__(self, source: ModelSource, text: TextSource, tokens: int, ui: Progress,
                  shared: MeasuredPlans | None = None) -> None:
@@ -212,8 +226,14 @@ class LazyMeter:
             task = self.ui.phase("loading model + reference", 1)
             self._meter = load_meter(self.source, self.text, self.tokens)  # as `autoquant evaluate` does
             self.ui.advance(task)
+        if plan.calibrated and self._meter.calibration is None:
+            from autoquant.models import load_tokenizer
+            from autoquant.quantizers.calibrate import calibration_windows
+
+            self._meter.calibration = calibration_windows(load_tokenizer(self.source))
         # Keyed by the requested token count: the cache is checked before any tokenizing.
-        return {**self._meter.measure(plan).to_dict(), "eval_tokens": self.tokens}
+        measured = {**self._meter.measure(plan).to_dict(), "eval_tokens": self.tokens}
+        return measured | ({"quantizers": plan.quantizer_digest} if plan.quantizer_digest else {})
 
 
 def _shared(source: ModelSource, req: SearchRequest) -> MeasuredPlans | None:

@@ -2,10 +2,13 @@
 
 One append-only JSON-lines file per profile key (model fingerprint, calibration text
 fingerprint, calibration tokens and window length, method version), under
-`<AUTOQUANT_CACHE>/sensitivity/`. Each line is one result of one (layer, format):
+`<AUTOQUANT_CACHE>/sensitivity/`. Each line is one result of one (layer, format, quantizer):
 
-    {"kind": "proxy", "layer": ..., "format": ..., "output_error": ..., "output_energy": ..., "fisher_error": ...}
-    {"kind": "kl", "layer": ..., "format": ..., "measure_tokens": 512, "kl": ..., "ppl_change": ..., "tokens": 511, ...}
+    {"kind": "proxy", "layer": ..., "format": ..., "quantizer": "gptq", "output_error": ..., "output_energy": ..., "fisher_error": ...}
+    {"kind": "kl", "layer": ..., "format": ..., "quantizer": "rtn", "measure_tokens": 512, "kl": ..., "ppl_change": ..., ...}
+    {"kind": "seconds", "quantizer": "gptq", "seconds": 0.21}     worker time of one layer's proxies
+
+(a line without "quantizer" is round-to-nearest's: files written before quantizers existed),
 
 so a crash loses at most the tasks in flight, a repeated profile reads everything back
 without starting a worker, and an interrupted one resumes with what is missing. A torn
@@ -26,7 +29,7 @@ from autoquant.jsonfile import append_lines, read_lines
 from autoquant.quality import Measurement
 from autoquant.sensitivity.proxy import ProxyParts
 
-Pair = tuple[str, str]  # (layer name, canonical format string)
+Triple = tuple[str, str, str]  # (layer name, canonical format string, quantizer)
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,9 @@ class ProfileCache:
     def __init__(self, key: CacheKey, root: str | os.PathLike | None = None):
         self.key = key
         self.path = Path(root if root is not None else default_cache_dir()) / f"{key.model_fingerprint}-{key.digest}.jsonl"
-        self._proxies: dict[Pair, ProxyParts] = {}
-        self._kl: dict[tuple[int, str, str], Measurement] = {}
+        self._proxies: dict[Triple, ProxyParts] = {}
+        self._kl: dict[tuple[int, str, str, str], Measurement] = {}
+        self._seconds: dict[str, float] = {}  # quantizer -> worker seconds its proxies took, summed
         self._torn = False  # the file ends mid-line: the next append starts a new one
         self._read()
 
@@ -63,11 +67,12 @@ class ProfileCache:
 
     def _parse(self, rec: dict) -> None:
         kind = rec["kind"]
-        pair = (rec["layer"], rec["format"]) if kind != "key" else None
         if kind == "proxy":
-            self._proxies[pair] = ProxyParts(rec["output_error"], rec["output_energy"], rec["fisher_error"])
+            self._proxies[_triple(rec)] = ProxyParts(rec["output_error"], rec["output_energy"], rec["fisher_error"])
         elif kind == "kl":
-            self._kl[(rec["measure_tokens"], *pair)] = Measurement.from_dict(rec)
+            self._kl[(rec["measure_tokens"], *_triple(rec))] = Measurement.from_dict(rec)
+        elif kind == "seconds":
+            self._seconds[rec["quantizer"]] = self._seconds.get(rec["quantizer"], 0.0) + rec["seconds"]
 
     def _append(self, records: list[dict]) -> None:
         lines = []
@@ -79,18 +84,32 @@ class ProfileCache:
         self._torn = False
 
     # ---- proxies ---------------------------------------------------------------
-    def proxies(self) -> dict[Pair, ProxyParts]:
+    def proxies(self) -> dict[Triple, ProxyParts]:
         return dict(self._proxies)
 
-    def add_proxies(self, layer: str, parts: dict[str, ProxyParts]) -> None:
-        self._append([{"kind": "proxy", "layer": layer, "format": f, **asdict(p)} for f, p in parts.items()])
-        for f, p in parts.items():
-            self._proxies[(layer, f)] = p
+    def proxy_seconds(self) -> dict[str, float]:
+        """Worker seconds the cached proxies took, per quantizer (what each quantizer costs)."""
+        return dict(self._seconds)
+
+    def add_proxies(self, layer: str, parts: dict[tuple[str, str], ProxyParts], seconds: dict[str, float]) -> None:
+        self._append([{"kind": "proxy", "layer": layer, "format": f, "quantizer": q, **asdict(p)}
+                      for (f, q), p in parts.items()]
+                     + [{"kind": "seconds", "quantizer": q, "seconds": round(t, 4)} for q, t in seconds.items()])
+        for (f, q), p in parts.items():
+            self._proxies[(layer, f, q)] = p
+        for q, t in seconds.items():
+            self._seconds[q] = self._seconds.get(q, 0.0) + t
 
     # ---- measurements ------------------------------------------------------------
-    def measurements(self, measure_tokens: int) -> dict[Pair, Measurement]:
-        return {(l, f): m for (t, l, f), m in self._kl.items() if t == measure_tokens}
+    def measurements(self, measure_tokens: int) -> dict[Triple, Measurement]:
+        return {(l, f, q): m for (t, l, f, q), m in self._kl.items() if t == measure_tokens}
 
-    def add_measurement(self, layer: str, fmt: str, measure_tokens: int, m: Measurement) -> None:
-        self._append([{"kind": "kl", "layer": layer, "format": fmt, "measure_tokens": measure_tokens, **asdict(m)}])
-        self._kl[(measure_tokens, layer, fmt)] = m
+    def add_measurement(self, triple: Triple, measure_tokens: int, m: Measurement) -> None:
+        layer, fmt, quantizer = triple
+        self._append([{"kind": "kl", "layer": layer, "format": fmt, "quantizer": quantizer,
+                       "measure_tokens": measure_tokens, **asdict(m)}])
+        self._kl[(measure_tokens, *triple)] = m
+
+
+def _triple(rec: dict) -> Triple:
+    return rec["layer"], rec["format"], rec.get("quantizer", "rtn")

@@ -1,6 +1,6 @@
 """The sensitivity table as one image: where in the model quantization hurts, per format.
 
-One panel per format; in each, rows are blocks (top to bottom as data flows) and columns
+One panel per format and quantizer (`int4-g128-asym (gptq)`); in each, rows are blocks (top to bottom as data flows) and columns
 the layer roles (q, k, v, o, gate, up, down, ...); layers outside blocks (lm_head) get a
 last row. Colour is log10 of the estimated KL (nats/token, one scale for all panels), so
 panels compare; a dot marks a measured pair, the rest are the calibrated proxy.
@@ -16,7 +16,7 @@ import numpy as np
 
 from autoquant.jsonfile import write_atomic
 from autoquant.layers import ROLES, layer_block
-from autoquant.sensitivity.table import SensitivityTable
+from autoquant.sensitivity.table import SensitivityTable, variant_label
 
 _FLOOR = 1e-7  # nats/token shown as the bottom of the scale
 
@@ -34,32 +34,35 @@ def save_heatmap(table: SensitivityTable, path: str | os.PathLike) -> Path:
     row_of = {n: (blocks.index(layer_block(n)) if layer_block(n) is not None else len(blocks) + loose.index(n))
               for n in table.layers}
 
+    present = {(e.format, e.quantizer) for e in table.entries.values()}
+    variants = [(f, q) for f in table.formats for q in table.quantizers if (f, q) in present]
     grids, marks = [], []
-    for fmt in table.formats:
+    for fmt, quantizer in variants:
         grid = np.full((len(row_names), len(roles)), np.nan)
         measured = []
         for name in table.layers:
-            if (name, fmt) not in table.entries:
+            e = table.entries.get((name, fmt, quantizer))
+            if e is None:
                 continue
             r, c = row_of[name], roles.index(table.roles[name])
-            grid[r, c] = math.log10(max(table.estimated_kl(name, fmt), _FLOOR))
-            if table.entries[(name, fmt)].measured:
+            grid[r, c] = math.log10(max(table.estimated_kl(name, fmt, quantizer), _FLOOR))
+            if e.measured:
                 measured.append((c, r))
         grids.append(grid)
         marks.append(measured)
     finite = np.concatenate([g[np.isfinite(g)] for g in grids]) if grids else np.array([0.0])
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (-7.0, 0.0)
 
-    n = len(table.formats)
+    n = len(variants)
     height = max(3.0, 0.18 * len(row_names) + 1.6)
     fig, axes = plt.subplots(1, n, figsize=(1.2 + 0.45 * len(roles) * n + 0.8, height), squeeze=False, sharey=True)
     image = None
-    for ax, fmt, grid, measured in zip(axes[0], table.formats, grids, marks):
+    for ax, (fmt, quantizer), grid, measured in zip(axes[0], variants, grids, marks):
         image = ax.imshow(grid, aspect="auto", cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest")
         if measured:
             xs, ys = zip(*measured)
             ax.scatter(xs, ys, s=6, c="cyan", marker="o", linewidths=0)
-        ax.set_title(fmt, fontsize=9)
+        ax.set_title(variant_label(fmt, quantizer).replace(" ", "\n"), fontsize=9)
         ax.set_xticks(range(len(roles)), roles, rotation=90, fontsize=7)
         ax.set_yticks(range(len(row_names)), row_names, fontsize=6)
     axes[0][0].set_ylabel("block")
@@ -69,7 +72,7 @@ def save_heatmap(table: SensitivityTable, path: str | os.PathLike) -> Path:
     rho = "n/a" if table.spearman is None else f"{table.spearman:.3f}"
     fig.suptitle(
         f"{table.model}: sensitivity per layer and format\n"
-        f"{measured_n} measured pairs (dots), others {table.normalisation} proxy x {table.proxy_to_kl:.3g}; "
+        f"{measured_n} measured entries (dots), others {table.normalisation} proxy x {table.proxy_to_kl:.3g}; "
         f"Spearman {rho}",
         fontsize=9,
     )

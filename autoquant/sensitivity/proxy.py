@@ -1,7 +1,8 @@
 """The proxy error of one layer in one format, from calibration statistics.
 
-With dW = W - fake_quantize(W, fmt) (autoquant.quant: the one place the math lives) and
-H = E[x x^T] the layer's input second moment, the output error per channel i is
+With dW = W - W_q, W_q what the quantizer gives W in the format (round-to-nearest:
+`autoquant.quant.fake_quantize`; gptq and awq: `autoquant.quantizers.single`, from the same H),
+and H = E[x x^T] the layer's input second moment, the output error per channel i is
 
     e_i = (dW H dW^T)_ii = E[(dW x)_i^2]          trace(dW H dW^T) = sum_i e_i
 
@@ -21,11 +22,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import time
+
 import numpy as np
 import torch
 
 from autoquant.formats import QuantFormat
-from autoquant.quant import fake_quantize
+from autoquant.quantizers.single import quantized_alone
 
 NORMALISATIONS = ("fisher", "relative", "output")
 
@@ -61,17 +64,24 @@ def _row_energy(w: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def proxy_parts(
-    weight: torch.Tensor, moment: np.ndarray | torch.Tensor, grad_sq: np.ndarray | torch.Tensor | None, formats: list[QuantFormat]
-) -> dict[QuantFormat, ProxyParts]:
-    """ProxyParts of a weight [N, K] in each format, H [K, K] and G [N] from `LayerStatistics`."""
+    weight: torch.Tensor, moment: np.ndarray | torch.Tensor, grad_sq: np.ndarray | torch.Tensor | None,
+    variants: list[QuantFormat | tuple[QuantFormat, str]], seconds: dict[str, float] | None = None,
+) -> dict:
+    """ProxyParts of a weight [N, K] in each variant, H [K, K] and G [N] from `LayerStatistics`:
+    a variant is a format (round-to-nearest) or a (format, quantizer) pair, and keys its result.
+    `seconds` (if given) gets each quantizer's time added to it."""
     w = weight.detach().float()
     h = torch.as_tensor(moment, device=w.device).float()
     g = None if grad_sq is None else torch.as_tensor(grad_sq, device=w.device).double()
     energy = float(_row_energy(w, h).sum())
     out = {}
-    for fmt in formats:
-        dw = w - fake_quantize(w, fmt)
+    for variant in variants:
+        fmt, quantizer = variant if isinstance(variant, tuple) else (variant, "rtn")
+        t = time.perf_counter()
+        dw = w - quantized_alone(w, fmt, quantizer, h)
         e = _row_energy(dw, h).clamp(min=0.0)  # H is PSD; clamp rounding below zero
         fisher = None if g is None else float(0.5 * (g * e).sum())
-        out[fmt] = ProxyParts(float(e.sum()), energy, fisher)
+        out[variant] = ProxyParts(float(e.sum()), energy, fisher)
+        if seconds is not None:
+            seconds[quantizer] = seconds.get(quantizer, 0.0) + time.perf_counter() - t
     return out

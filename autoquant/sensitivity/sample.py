@@ -1,11 +1,12 @@
-"""Which (layer, format) pairs to measure when measuring all of them costs too much.
+"""Which (layer, format, quantizer) entries to measure when measuring all of them costs too much.
 
 The sample exists to calibrate the proxy: fit its scale to KL and check its ranking. So it
 should span the whole range of proxy values, every format and every role, not cluster
 where most pairs are. Two steps, both deterministic for a given seed:
 
-  1. per format, `per_format` pairs at evenly spaced quantiles of that format's proxies
-     (the extremes included), so each format's fit and ranking can be checked;
+  1. per variant (format and quantizer: a key's fields after the layer), `per_format` entries
+     at evenly spaced quantiles of that variant's proxies (the extremes included), so each
+     variant's fit and ranking can be checked;
   2. the rest stratified over the proxy's quantiles across all pairs: equal-count bins
      of the sorted proxies, one pair per bin, picking in each bin the pair whose role and
      format are least represented so far (ties broken by a seeded shuffle).
@@ -18,7 +19,7 @@ from collections import Counter
 
 import numpy as np
 
-Pair = tuple[str, str]
+Pair = tuple[str, ...]  # (layer, format[, quantizer])
 
 
 def choose_sample(
@@ -32,10 +33,10 @@ def choose_sample(
     chosen: list[Pair] = []
     taken: set[Pair] = set()
 
-    formats = sorted({f for _, f in pairs})
+    formats = sorted({p[1:] for p in pairs})
     reserve = min(per_format, size // len(formats))  # 0 when the sample is smaller than the formats
     for fmt in formats if reserve else []:
-        mine = [p for p in pairs if p[1] == fmt]
+        mine = [p for p in pairs if p[1:] == fmt]
         for q in np.linspace(0, len(mine) - 1, num=min(reserve, len(mine))):
             p = mine[int(round(q))]
             if p not in taken:
@@ -44,15 +45,15 @@ def choose_sample(
 
     rest = [p for p in pairs if p not in taken]
     n_bins = max(0, size - len(chosen))
-    role_count = Counter(roles.get(layer, "other") for layer, _ in chosen)
-    fmt_count = Counter(f for _, f in chosen)
+    role_count = Counter(roles.get(p[0], "other") for p in chosen)
+    fmt_count = Counter(p[1:] for p in chosen)
     for bin_ in np.array_split(np.arange(len(rest)), n_bins) if n_bins else []:
         if len(bin_) == 0:
             continue
         candidates = [rest[i] for i in bin_]
         rng.shuffle(candidates)
-        best = min(candidates, key=lambda p: (role_count[roles.get(p[0], "other")] + fmt_count[p[1]]))
+        best = min(candidates, key=lambda p: (role_count[roles.get(p[0], "other")] + fmt_count[p[1:]]))
         chosen.append(best)
         role_count[roles.get(best[0], "other")] += 1
-        fmt_count[best[1]] += 1
+        fmt_count[best[1:]] += 1
     return sorted(chosen, key=lambda p: (proxy[p], p))

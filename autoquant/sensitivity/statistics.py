@@ -173,3 +173,23 @@ def collect_statistics(
         dict(hooks.input_of),
         {k: v.double().cpu().numpy() for k, v in hooks.grad_sums.items()},
     )
+
+
+@torch.no_grad()
+def input_sum(model: nn.Module, layer: str, windows: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """sum_t x_t x_t^T of `layer`'s input over `windows` [n, seq] (float32) and the token count:
+    what to take out of the calibration sums to quantize the layer without these tokens."""
+    device = next(model.parameters()).device
+    total: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        flat = args[0].detach().reshape(-1, args[0].shape[-1]).float()
+        total.append(flat.T @ flat if not total else total.pop() + flat.T @ flat)
+
+    handle = model.get_submodule(layer).register_forward_pre_hook(hook)
+    try:
+        for window in windows.split(1):
+            model(window.to(device), use_cache=False)
+    finally:
+        handle.remove()
+    return total[0], int(windows.numel())

@@ -16,8 +16,9 @@ from autoquant.formats import QuantFormat
 from autoquant.layers import discover_layers, linear_weight
 from autoquant.models import ModelSource, load_model
 from autoquant.quality import Measurement, QualityMeter
+from autoquant.quantizers.single import quantized_alone
 from autoquant.sensitivity.proxy import ProxyParts, proxy_parts
-from autoquant.sensitivity.statistics import LayerStatistics, collect_statistics
+from autoquant.sensitivity.statistics import LayerStatistics, collect_statistics, input_sum
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,29 @@ class ProfileWorker:
         windows = self.spec.calib_windows[start:stop]
         return collect_statistics(self.model, chosen, windows, seed=self.spec.seed + start)
 
-    def proxies(self, stats: LayerStatistics, layer: str, formats: list[str]) -> dict[str, ProxyParts]:
+    def proxies(self, stats: LayerStatistics, layer: str,
+                variants: list[tuple[str, str]]) -> tuple[dict[tuple[str, str], ProxyParts], dict[str, float]]:
+        """The layer's ProxyParts per (format, quantizer), and the seconds each quantizer took."""
         w = linear_weight(self.model.get_submodule(layer))
-        parts = proxy_parts(w, stats.moment(layer), stats.grad_sq(layer), [QuantFormat.parse(f) for f in formats])
-        return {str(f): p for f, p in parts.items()}
+        seconds: dict[str, float] = {}
+        parts = proxy_parts(w, stats.moment(layer), stats.grad_sq(layer),
+                            [(QuantFormat.parse(f), q) for f, q in variants], seconds)
+        return {(str(f), q): p for (f, q), p in parts.items()}, seconds
 
-    def measure(self, layer: str, fmt: str) -> Measurement:
+    def measure(self, layer: str, fmt: str, quantizer: str = "rtn", stats: LayerStatistics | None = None) -> Measurement:
+        """KL with only `layer` quantized. gptq/awq quantize it from the layer's calibration sums in
+        `stats` less the measurement windows' share, so the KL is measured on tokens the quantizer
+        did not fit (its proxy, on all of them, is optimistic; table.calibrate corrects by this)."""
         if self._meter is None:  # the reference distribution: once per worker, on first use
             self._meter = QualityMeter(self.model, self.spec.measure_windows)
-        return self._meter.measure_layer(layer, QuantFormat.parse(fmt))
+        f = QuantFormat.parse(fmt)
+        weight = None
+        if quantizer != "rtn":
+            if stats is None:
+                raise ValueError(f"measuring {quantizer} needs the layer's calibration statistics")
+            h = torch.as_tensor(stats.input_sums[stats.input_of[layer]]).float()
+            seen, n = input_sum(self.model, layer, self.spec.measure_windows)
+            if 2 * n <= stats.tokens:  # the measurement windows are a prefix of the calibration windows
+                h = h - seen
+            weight = quantized_alone(linear_weight(self.model.get_submodule(layer)), f, quantizer, h)
+        return self._meter.measure_layer(layer, f, weight)

@@ -36,7 +36,7 @@ def test_every_view_renders(runs, monkeypatch):
     assert [t.label for t in at.tabs] == ["Pareto front", "Sensitivity", "Plan", "Compare runs"]
     assert any(s.value.startswith("Recommended: **") for s in at.success)
     assert "Latency is **estimated**" in _texts(at)
-    assert "Most sensitive" in _texts(at) and "(layer, format) pairs" in _texts(at)
+    assert "Most sensitive" in _texts(at) and "(layer, format, quantizer) entries" in _texts(at)
     assert "Schedule catalog" in _texts(at)
     # front table, most/least sensitive, plan table, runs compared
     assert len(at.dataframe) >= 5

@@ -1,7 +1,9 @@
 """The issue's round trip on the real SmolLM2 (slow), with no autoquant code on the loading side:
 `autoquant search --engine transformers --export DIR` at the memory of uniform int4-g128-sym, then
 plain `transformers.AutoModelForCausalLM.from_pretrained(DIR)`; its perplexity on the held-out text
-autoquant measured the plan on must be within 0.5% of autoquant's number."""
+autoquant measured the plan on must be within 0.5% of autoquant's number. The search may choose
+gptq per layer (`--quantizers rtn,gptq`), so the exported plan's gptq layers, calibrated block by
+block at export, make the same round trip."""
 
 from __future__ import annotations
 
@@ -30,12 +32,13 @@ def test_search_for_transformers_exports_a_checkpoint_transformers_loads(tmp_pat
     shape = ModelShape.from_source(resolve_model(None))
     budget = estimate_memory(shape, Plan.uniform(QuantFormat.parse("int4-g128-sym"), list(shape.layers))).total_bytes
     out = tmp_path / "smollm2-ct"
-    code = main(["search", "--engine", "transformers", "--space", "aggressive", "--budget", f"{budget}B",
+    code = main(["search", "--engine", "transformers", "--space", "aggressive", "--quantizers", "rtn,gptq", "--budget", f"{budget}B",
                  "--trials", "200", "--measure", "3", "--eval-tokens", str(EVAL_TOKENS),
                  "--runs-dir", str(tmp_path / "runs"), "--no-progress", "--json", "--export", str(out)])
     doc = json.loads(capsys.readouterr().out)
-    assert code == 0 and doc["engine"] == "transformers" and doc["space"] == "aggressive+transformers"
+    assert code == 0 and doc["engine"] == "transformers" and doc["space"] == "aggressive+transformers+rtn+gptq"
     plan = Plan.load(out / "autoquant_plan.json")
+    assert plan.calibrated and "gptq" in plan.quantizers.values()  # gptq layers went through the export
     assert plan.metadata["engine"] == "transformers"
     assert all(f.is_float or f.symmetric for f in plan.formats.values())
     assert any(f.bits == 4 for f in plan.formats.values())

@@ -16,16 +16,23 @@ FORMAT_FACTOR = {"int8-pc-sym": 0.007, "int4-g32-asym": 0.45, "int4-g64-asym": 0
                  "int4-g128-sym": 1.3, "int4-pc-sym": 3.0}
 
 
+# Relative damage of each quantizer (rtn = 1), roughly as measured on SmolLM2's int4.
+QUANTIZER_FACTOR = {"rtn": 1.0, "gptq": 0.4, "awq": 0.65}
+
+
 class SyntheticTable:
-    """estimated_kl = layer sensitivity (log-normal, like real tables) x format factor."""
+    """estimated_kl = layer sensitivity (log-normal, like real tables) x format factor x quantizer factor."""
 
     def __init__(self, layers, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
         self.sensitivity = {l.name: float(np.exp(rng.normal(-6.0, 1.2))) for l in layers}
 
-    def estimated_kl(self, layer: str, fmt: QuantFormat | str) -> float:
+    def estimated_kl(self, layer: str, fmt: QuantFormat | str, quantizer: str = "rtn") -> float:
         f = str(fmt)
-        return 0.0 if f in ("fp16", "bf16") else self.sensitivity[layer] * FORMAT_FACTOR[f]
+        return 0.0 if f in ("fp16", "bf16") else self.sensitivity[layer] * FORMAT_FACTOR[f] * QUANTIZER_FACTOR[quantizer]
+
+    def best_quantizer(self, layer: str, fmt: QuantFormat | str, allowed) -> tuple[str, float]:
+        return min(((q, self.estimated_kl(layer, fmt, q)) for q in ("rtn", *allowed)), key=lambda qk: qk[1])
 
 
 def tiny_shape(tied: bool = True) -> ModelShape:

@@ -38,6 +38,31 @@ def test_a_second_search_reuses_a_plan_measured_by_the_first_without_loading_the
         assert MeasuredPlans(path, "cuda").get(plan, text.fingerprint, TOKENS) is None
 
 
+def test_a_gptq_plan_is_measured_calibrated_and_keyed_by_its_quantizers(tmp_path) -> None:
+    """The search measures a plan with gptq layers as `autoquant evaluate` and `export` quantize it
+    (block by block on calibration text), and its quantizers key the measurement: the same
+    formats by rtn are another plan."""
+    from autoquant.quality import load_meter
+    from autoquant.models import load_tokenizer
+    from autoquant.quantizers.calibrate import calibration_windows
+
+    source = save_tiny_model(tmp_path / "tiny")
+    layers = list(ModelShape.from_source(source).layers)
+    gptq = Plan.uniform(QuantFormat.parse("int4-g32-asym"), layers, source.display, "gptq")
+    rtn = Plan.uniform(QuantFormat.parse("int4-g32-asym"), layers, source.display)
+    text = evaluation_text(None, calibration_text())
+    path = measured_plans_path(fingerprint(source), tmp_path / "cache")
+    with Progress(False) as ui:
+        measured = LazyMeter(source, text, TOKENS, ui, MeasuredPlans(path, "cpu")).measure(gptq)
+    assert measured["quantizers"] == gptq.quantizer_digest != ""
+    meter = load_meter(source, text, TOKENS)
+    meter.calibration = calibration_windows(load_tokenizer(source))
+    assert measured["kl"] == meter.measure(gptq).kl  # what evaluate reports, exactly
+    assert measured["kl"] < meter.measure(rtn).kl
+    shared = MeasuredPlans(path, "cpu")
+    assert shared.get(gptq, text.fingerprint, TOKENS) == measured and shared.get(rtn, text.fingerprint, TOKENS) is None
+
+
 def test_a_torn_line_is_skipped_and_the_next_append_starts_a_new_one(tmp_path, capsys) -> None:
     path = tmp_path / "m-measured-plans.jsonl"
     plan = Plan({"a": QuantFormat.parse("int8-pc-sym")}, "m")

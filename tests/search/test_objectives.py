@@ -67,6 +67,27 @@ def test_proxy_is_the_sum_of_table_entries() -> None:
     assert p.proxy_kl(choice) == pytest.approx(sum(t.estimated_kl(n, f) for n, f in plan.formats.items()))
 
 
+def test_each_layer_takes_the_allowed_quantizer_of_least_kl() -> None:
+    """Quantizers cost no bytes: a plan's layers get the best the space allows, and its proxy
+    counts that quantizer's KL; the choices (Optuna's parameters) are still formats only."""
+    space = parse_space(SMALL_SPACE | {"quantizers": {"default": ["rtn", "gptq", "awq"], "lm_head": ["rtn"]}})
+    p = problem(tiny_shape(tied=False), space)
+    t = SyntheticTable(p.layers, 0)
+    for choice in _random_choices(p, 10, seed=5):
+        plan = p.plan(choice)
+        for name, fmt in plan.formats.items():
+            want = "rtn" if fmt.is_float or name == "lm_head" else "gptq"  # gptq's factor is the least
+            assert plan.quantizer_of(name) == want, (name, fmt)
+        assert p.proxy_kl(choice) == pytest.approx(sum(t.estimated_kl(n, f, plan.quantizer_of(n))
+                                                       for n, f in plan.formats.items()))
+        assert p.choice_of(plan) == choice and p.choice_from_params(p.params_of(choice)) == choice
+    # awq alone: o_proj keeps rtn (its scale has nowhere to fold)
+    awq = problem(tiny_shape(), parse_space(SMALL_SPACE | {"quantizers": {"default": ["rtn", "awq"]}}))
+    plan = awq.plan([len(g.choices) - 1 for g in awq.groups])  # the last choice: int4 or int8
+    assert plan.quantizer_of("model.layers.0.self_attn.q_proj") == "awq"
+    assert plan.quantizer_of("model.layers.0.self_attn.o_proj") == "rtn"
+
+
 def test_tied_lm_head_quantized_costs_an_extra_copy() -> None:
     shape = tiny_shape(tied=True)
     p = problem(shape)

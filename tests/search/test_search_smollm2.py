@@ -54,7 +54,8 @@ def test_search_beats_uniform_int4_at_its_memory_and_resumes(tmp_path, int4_budg
 
     # Files: the plan reloads with its search metadata; the JSON names the recommended plan.
     plan = Plan.load(result.files["plan"])
-    assert plan.formats == rec.plan.formats
+    assert plan.formats == rec.plan.formats and plan.quantizers == rec.plan.quantizers
+    assert "gptq" in plan.quantizers.values()  # the default space lets the search choose gptq, and it does
     assert plan.metadata["measured"]["perplexity"] == rec.measured["perplexity"]
     assert plan.metadata["latency"]["estimated"] is True  # no GPU here: the roofline
     doc = json.loads((result.run_dir / "front.json").read_text())

@@ -36,10 +36,23 @@ def _cache_file(root):
 
 def test_every_pair_profiled_and_measured(profiled):
     table, _ = profiled
-    # 2 blocks x 7 layers x 3 default formats + the untied lm_head in int8 (the space's lm_head rule)
-    assert len(table.layers) == 15 and len(table.entries) == 43
+    # 2 blocks x 7 layers x 3 default formats x the default quantizers (rtn, gptq), + the untied
+    # lm_head in int8 (the space's lm_head rule) by both
+    assert len(table.layers) == 15 and len(table.entries) == 2 * 7 * 3 * 2 + 2
     assert set(table.formats) == {"int8-pc-sym", "int4-g64-asym", "int4-g128-asym"}
+    assert table.quantizers == ["rtn", "gptq"]
     assert all(e.measured and e.proxy > 0 for e in table.entries.values())
+    # gptq's proxy is computed on the statistics it was fitted to, its KL measured on held-out
+    # tokens (test_worker.py): it gets a scale of its own
+    assert set(table.proxy_to_kl_by_quantizer) == {"gptq"} and table.proxy_to_kl_by_quantizer["gptq"] > 0
+    # gptq minimises the output error the proxy weighs: over the int4 entries it is well below rtn's,
+    # and the measured KL agrees
+    int4 = [e for e in table.entries.values() if e.format.startswith("int4") and e.quantizer == "rtn"]
+    for attr in ("proxy", "kl"):
+        rtn = sum(getattr(e, attr) for e in int4)
+        gptq = sum(getattr(table.entries[(e.layer, e.format, "gptq")], attr) for e in int4)
+        assert gptq < 0.8 * rtn, (attr, gptq, rtn)
+    assert set(table.quantizer_seconds) == {"rtn", "gptq"} and all(s > 0 for s in table.quantizer_seconds.values())
     assert table.calibrated and table.proxy_to_kl > 0
     assert table.spearman is not None and table.spearman > 0.5  # the proxy ranks even a random model
     assert "2 worker" in table.executor
@@ -96,7 +109,8 @@ def test_cli_profile_and_show(profiled, tiny_source, tmp_path, monkeypatch, caps
     import json
 
     shown = json.loads(capsys.readouterr().out)
-    assert len(shown["most_sensitive"]) == 3 and shown["measured_pairs"] == 43
+    assert len(shown["most_sensitive"]) == 3 and shown["measured_pairs"] == 86
+    assert "int4-g128-asym (gptq)" in shown["most_sensitive"][0]["estimated_kl"]
     assert shown["spearman"] == SensitivityTable.load(out / "sensitivity.json").spearman
 
 
@@ -120,7 +134,8 @@ def test_cli_defaults_are_the_library_defaults():
 
     cli = {name: p.default.default if hasattr(p.default, "default") else p.default
            for name, p in inspect.signature(profile).parameters.items()}
-    assert cli["calib_tokens"] == lib.DEFAULT_CALIB_TOKENS
+    # None: 1024 tokens, or 8192 for a space with gptq/awq (the library decides, from the space)
+    assert cli["calib_tokens"] is None and inspect.signature(lib.profile_sensitivity).parameters["calib_tokens"].default is None
     assert cli["measure_tokens"] == lib.DEFAULT_MEASURE_TOKENS
     assert cli["sample"] == lib.DEFAULT_SAMPLE
     assert cli["measure"] == "auto" and cli["proxy"] == lib.DEFAULT_NORMALISATION

@@ -62,3 +62,28 @@ def test_normalisation_values_and_errors():
     with pytest.raises(ValueError, match="gradient"):
         ProxyParts(1.0, 1.0, None).value("fisher")
     assert ProxyParts(0.0, 0.0, None).value("relative") == 0.0
+
+
+def test_profile_targets_give_awq_only_where_its_scale_folds():
+    """awq divides the layer's input by s in the op before it: a norm (q/k/v, gate/up) or up_proj
+    (down of a gated MLP). o_proj, lm_head and a GPT-2 MLP have none; 16-bit formats are rtn."""
+    from transformers import GPT2Config, LlamaConfig
+
+    from autoquant.layers import discover_layers
+    from autoquant.models import build_meta_model
+    from autoquant.sensitivity.profile import profile_targets
+    from autoquant.space import parse_space
+
+    space = parse_space({"name": "s", "formats": {"default": ["fp16", "int4-g32-asym"]},
+                         "quantizers": {"default": ["rtn", "gptq", "awq"], "lm_head": ["rtn"]},
+                         "lm_head": {"formats": ["fp16", "int8-pc-sym"], "tied": "search"}})
+    llama = build_meta_model(LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False))
+    t = profile_targets(discover_layers(llama), space, llama)
+    assert t["model.layers.0.self_attn.q_proj"] == [("int4-g32-asym", q) for q in ("rtn", "gptq", "awq")]
+    assert t["model.layers.0.mlp.down_proj"][-1] == ("int4-g32-asym", "awq")
+    assert t["model.layers.0.self_attn.o_proj"] == [("int4-g32-asym", "rtn"), ("int4-g32-asym", "gptq")]
+    assert t["lm_head"] == [("int8-pc-sym", "rtn")]
+    gpt2 = build_meta_model(GPT2Config(vocab_size=256, n_embd=64, n_layer=1, n_head=4))
+    t = profile_targets(discover_layers(gpt2), space, gpt2)
+    assert not any(q == "awq" for vs in t.values() for _, q in vs)

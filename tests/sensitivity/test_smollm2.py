@@ -30,7 +30,7 @@ def test_proxy_ranks_measured_kl_on_smollm2(tmp_path):
     # The Fisher proxy is a KL estimate in nats/token: the fitted scale stays near 1.
     assert 0.3 < table.proxy_to_kl < 3.0, table.proxy_to_kl
     for layer in table.layers:
-        assert table.entries[(layer, str(INT4))].proxy > table.entries[(layer, str(INT8))].proxy
+        assert table.entries[(layer, str(INT4), "rtn")].proxy > table.entries[(layer, str(INT8), "rtn")].proxy
     # The last block's down projection is among the most sensitive in int4, the layers.3 one is not.
     ranking = [name for name, _ in table.layer_ranking()]
     assert ranking.index("model.layers.29.mlp.down_proj") < 5

@@ -13,12 +13,13 @@ from autoquant.sensitivity.table import KL_NOISE_FLOOR, SensitivityEntry, Sensit
 
 
 def _table(**kw) -> SensitivityTable:
-    entries = {
-        ("a", "int8-pc-sym"): SensitivityEntry("a", "int8-pc-sym", 1e-4, kl=3e-4, ppl_change=0.001),
-        ("a", "int4-g128-asym"): SensitivityEntry("a", "int4-g128-asym", 1e-2),
-        ("b", "int8-pc-sym"): SensitivityEntry("b", "int8-pc-sym", 2e-5),
-        ("b", "int4-g128-asym"): SensitivityEntry("b", "int4-g128-asym", 4e-3, kl=8e-3, ppl_change=0.02),
-    }
+    listed = [
+        SensitivityEntry("a", "int8-pc-sym", 1e-4, kl=3e-4, ppl_change=0.001),
+        SensitivityEntry("a", "int4-g128-asym", 1e-2),
+        SensitivityEntry("b", "int8-pc-sym", 2e-5),
+        SensitivityEntry("b", "int4-g128-asym", 4e-3, kl=8e-3, ppl_change=0.02),
+    ]
+    entries = {e.key: e for e in listed}
     defaults = dict(model="m", model_fingerprint="f", calib_fingerprint="c", method_version="1", layers=["a", "b"],
                     formats=["int8-pc-sym", "int4-g128-asym"], entries=entries, proxy_to_kl=2.0, spearman=1.0,
                     roles={"a": "q", "b": "down"})
@@ -36,6 +37,46 @@ def test_estimated_kl_prefers_measured_then_calibrated_proxy():
 def test_unknown_pair_names_what_was_profiled():
     with pytest.raises(KeyError, match="int4-g64-asym.*profiled formats: int8-pc-sym, int4-g128-asym"):
         _table().estimated_kl("a", "int4-g64-asym")
+
+
+def test_best_quantizer_takes_the_least_estimated_kl_among_the_allowed():
+    gptq = SensitivityEntry("a", "int4-g128-asym", 2e-3, quantizer="gptq")  # 4e-3 estimated, rtn's 2e-2
+    awq = SensitivityEntry("a", "int4-g128-asym", 1e-3, kl=5e-3, quantizer="awq")  # measured 5e-3
+    t = _table(entries=_table().entries | {gptq.key: gptq, awq.key: awq}, quantizers=["rtn", "gptq", "awq"])
+    assert t.best_quantizer("a", "int4-g128-asym", ("rtn", "gptq", "awq")) == ("gptq", pytest.approx(4e-3))
+    assert t.best_quantizer("a", "int4-g128-asym", ("rtn", "awq")) == ("awq", 5e-3)
+    assert t.best_quantizer("a", "int4-g128-asym", ("rtn",)) == ("rtn", pytest.approx(2e-2))
+    # not profiled for b: rtn; 16-bit: rtn at no cost
+    assert t.best_quantizer("b", "int4-g128-asym", ("rtn", "gptq")) == ("rtn", 8e-3)
+    assert t.best_quantizer("a", "fp16", ("rtn", "gptq")) == ("rtn", 0.0)
+
+
+def test_each_quantizer_gets_its_own_scale():
+    """gptq's proxy is optimistic (computed on the statistics it was fitted to): its measured
+    entries fit their own scale; rtn's fit is rtn's alone."""
+    rtn = [SensitivityEntry(f"l{i}", "int4-g128-asym", p, kl=2 * p) for i, p in enumerate([1e-3, 2e-3, 4e-3])]
+    gptq = [SensitivityEntry(f"l{i}", "int4-g128-asym", p, kl=6 * p, quantizer="gptq") for i, p in enumerate([1e-4, 3e-4])]
+    fit = calibrate(rtn + gptq)
+    assert fit.proxy_to_kl == pytest.approx(2.0) and fit.proxy_to_kl_by_quantizer == {"gptq": pytest.approx(6.0)}
+    assert fit.spearman == pytest.approx(1.0)  # ranked by the scaled proxies
+    only_one = calibrate(rtn + gptq[:1] + [SensitivityEntry("x", "int8-pc-sym", 1e-3, quantizer="gptq")])
+    assert only_one.proxy_to_kl_by_quantizer == {"gptq": pytest.approx(2.0)}  # too few: rtn's scale
+    t = _table(entries={e.key: e for e in rtn[:1] + [SensitivityEntry("l9", "int4-g128-asym", 1e-3, quantizer="gptq")]},
+               proxy_to_kl=2.0, proxy_to_kl_by_quantizer={"gptq": 6.0})
+    assert t.estimated_kl("l9", "int4-g128-asym", "gptq") == pytest.approx(6e-3)
+
+
+def test_version_1_tables_load_as_round_to_nearest(tmp_path):
+    d = _table().to_dict()
+    d["autoquant_sensitivity_version"] = 1
+    for e in d["entries"]:
+        del e["quantizer"]
+    for key in ("quantizers", "quantizer_seconds", "proxy_to_kl_by_quantizer"):
+        del d[key]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(d))
+    back = SensitivityTable.load(path)
+    assert back.entries == _table().entries and back.quantizers == ["rtn"]
 
 
 def test_layer_ranking_uses_worst_format():
@@ -68,7 +109,7 @@ def test_save_load_roundtrip(tmp_path):
     path = t.save(tmp_path / "run" / "sensitivity.json")
     back = SensitivityTable.load(path)
     assert back == t
-    assert json.loads(path.read_text())["autoquant_sensitivity_version"] == 1
+    assert json.loads(path.read_text())["autoquant_sensitivity_version"] == 2
 
 
 def test_load_errors_are_user_errors(tmp_path):
