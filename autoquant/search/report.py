@@ -148,11 +148,17 @@ def front_table(result: SearchResult) -> Table:
         if p.measured is None:
             continue
         star = p is result.recommended
-        add(p, ("★ " if star else "  ") + f"#{p.trial}", "bold green" if star else "")
+        add(p, ("★ " if star else "  ") + f"#{p.trial}" + _calibrated(p.plan), "bold green" if star else "")
     table.add_section()
     for b in result.front.baselines:
         add(b, "  " + b.label.removeprefix("uniform "), "dim")
     return table
+
+
+def _calibrated(plan) -> str:
+    """` (gptq)` for a plan with gptq layers: it is quantized on calibration text, not alone."""
+    used = sorted({plan.quantizer_of(n) for n, f in plan.formats.items() if not f.is_float} - {"rtn"})
+    return f" ({'/'.join(used)})" if used else ""
 
 
 def print_report(result: SearchResult, console: Console) -> None:
