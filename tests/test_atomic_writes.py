@@ -61,7 +61,7 @@ def test_full_disk_mid_append_tears_one_line_which_is_skipped(tmp_path):
 
     key = CacheKey("m", "c", 1024, 256, "1")
     cache = ProfileCache(key, tmp_path)
-    cache.add_proxies("l0", {"int8-pc-sym": ProxyParts(1.0, 2.0, 3.0)})
+    cache.add_proxies("l0", {("int8-pc-sym", "rtn"): ProxyParts(1.0, 2.0, 3.0)}, {})
     size = cache.path.stat().st_size
     r = _child(f"""
         import sys
@@ -70,7 +70,7 @@ def test_full_disk_mid_append_tears_one_line_which_is_skipped(tmp_path):
         from autoquant.sensitivity.proxy import ProxyParts
         cache = ProfileCache(CacheKey("m", "c", 1024, 256, "1"), {str(tmp_path)!r})
         try:
-            cache.add_proxies("l1", {{f"int4-g{{g}}-asym": ProxyParts(1.0, 2.0, 3.0) for g in range(400)}})
+            cache.add_proxies("l1", {{(f"int4-g{{g}}-asym", "rtn"): ProxyParts(1.0, 2.0, 3.0) for g in range(400)}}, {{"rtn": 1.0}})
         except OutputError as e:
             print(e, file=sys.stderr); sys.exit(e.exit_code)
         """)
@@ -78,9 +78,9 @@ def test_full_disk_mid_append_tears_one_line_which_is_skipped(tmp_path):
     assert size < cache.path.stat().st_size <= LIMIT  # part of the line made it: a torn line
     again = ProfileCache(key, tmp_path)  # skips the torn line (one warning), keeps every whole one
     kept = set(again.proxies())
-    assert ("l0", "int8-pc-sym") in kept and len(kept) < 401
-    again.add_proxies("l2", {"int8-pc-sym": ProxyParts(1.0, 2.0, 3.0)})  # appends after the torn line
-    assert set(ProfileCache(key, tmp_path).proxies()) == kept | {("l2", "int8-pc-sym")}
+    assert ("l0", "int8-pc-sym", "rtn") in kept and len(kept) < 401
+    again.add_proxies("l2", {("int8-pc-sym", "rtn"): ProxyParts(1.0, 2.0, 3.0)}, {})  # appends after the torn line
+    assert set(ProfileCache(key, tmp_path).proxies()) == kept | {("l2", "int8-pc-sym", "rtn")}
 
 
 @pytest.mark.ray
