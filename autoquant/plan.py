@@ -53,15 +53,20 @@ class Plan:
         return self.quantizers.get(layer if isinstance(layer, str) else layer.name, "rtn")
 
     @property
+    def calibrated_layers(self) -> dict[str, str]:
+        """Layer -> gptq/awq for the layers in an integer format whose codes need calibration text."""
+        return {n: q for n, q in self.quantizers.items() if q in CALIBRATED and not self.formats[n].is_float}
+
+    @property
     def calibrated(self) -> bool:
         """Whether quantizing needs calibration text (a gptq or awq layer in an integer format)."""
-        return any(self.quantizer_of(n) in CALIBRATED and not f.is_float for n, f in self.formats.items())
+        return bool(self.calibrated_layers)
 
     @property
     def quantizer_digest(self) -> str:
         """A short digest of the calibrated layers' quantizers; "" for round-to-nearest
         throughout. Keys a measured plan together with its formats."""
-        chosen = {n: q for n, q in sorted(self.quantizers.items()) if not self.formats[n].is_float}
+        chosen = self.calibrated_layers
         if not chosen:
             return ""
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]

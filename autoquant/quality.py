@@ -173,7 +173,7 @@ class QualityMeter:
         if self.calibration is None:
             raise ValueError("the plan has gptq/awq layers: the meter needs calibration windows")
         quantized = Plan({n: f for n, f in plan.formats.items() if not f.is_float}, plan.model, {},
-                         {n: q for n, q in plan.quantizers.items() if not plan.formats[n].is_float})
+                         plan.calibrated_layers)
         t = time.perf_counter()
         with temporarily_quantized(self.model, quantized, self.calibration):
             ppl, kl = self._score()

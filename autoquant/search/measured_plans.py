@@ -1,7 +1,7 @@
 """Measured plans of one model, shared by every search of it: one JSON-lines file per model.
 
-A plan's measured quality depends on the model, the plan's formats and quantizers, the evaluation text and
-token count, the device and autoquant's quantizers, not on the GPU the search plans for, its
+A plan's measured quality depends on the model, the plan's formats and quantizers, the evaluation
+text and token count, the device and autoquant's version (how it quantizes), not on the GPU the search plans for, its
 budgets or its study. A study keeps its own measurements (`SearchStudy.measurements`); this
 file lets other studies of the same model reuse them: the schedule's targets of one model
 (three GPUs x two budgets measure the same uniform baselines and mostly the same front plans)

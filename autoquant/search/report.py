@@ -157,7 +157,7 @@ def front_table(result: SearchResult) -> Table:
 
 def _calibrated(plan) -> str:
     """` (gptq)` for a plan with gptq layers: it is quantized on calibration text, not alone."""
-    used = sorted({plan.quantizer_of(n) for n, f in plan.formats.items() if not f.is_float} - {"rtn"})
+    used = sorted(set(plan.calibrated_layers.values()))
     return f" ({'/'.join(used)})" if used else ""
 
 

@@ -26,12 +26,17 @@ def test_results_survive_a_new_process(tmp_path):
     assert again.proxy_seconds() == {"rtn": 0.5, "gptq": 3.0}  # what each quantizer cost, summed
 
 
-def test_lines_written_before_quantizers_read_as_round_to_nearest(tmp_path):
+def _cache_then_line(tmp_path, line: str) -> None:
+    """A cache holding one proxy of l0, then `line` written as is (an older autoquant's, or torn)."""
     c = ProfileCache(KEY, tmp_path)
     c.add_proxies("l0", {("int8-pc-sym", "rtn"): ProxyParts(1.0, 1.0, 1.0)}, {})
     with open(c.path, "a") as fh:
-        fh.write('{"kind": "proxy", "layer": "l1", "format": "int8-pc-sym", "output_error": 2.0, '
-                 '"output_energy": 1.0, "fisher_error": 0.5}\n')
+        fh.write(line)
+
+
+def test_lines_written_before_quantizers_read_as_round_to_nearest(tmp_path):
+    _cache_then_line(tmp_path, '{"kind": "proxy", "layer": "l1", "format": "int8-pc-sym", "output_error": 2.0, '
+                               '"output_energy": 1.0, "fisher_error": 0.5}\n')
     assert ("l1", "int8-pc-sym", "rtn") in ProfileCache(KEY, tmp_path).proxies()
 
 
@@ -44,10 +49,7 @@ def test_any_key_field_changes_the_file(tmp_path):
 
 
 def test_torn_last_line_is_skipped(tmp_path):
-    c = ProfileCache(KEY, tmp_path)
-    c.add_proxies("l0", {("int8-pc-sym", "rtn"): ProxyParts(1.0, 1.0, 1.0)}, {})
-    with open(c.path, "a") as fh:
-        fh.write('{"kind": "proxy", "layer": "l1", "format": "int8-pc-sym", "output_er')  # killed mid-write
+    _cache_then_line(tmp_path, '{"kind": "proxy", "layer": "l1", "format": "int8-pc-sym", "output_er')  # killed mid-write
     again = ProfileCache(KEY, tmp_path)
     assert set(again.proxies()) == {("l0", "int8-pc-sym", "rtn")}
     again.add_proxies("l2", {("int8-pc-sym", "rtn"): ProxyParts(2.0, 1.0, 1.0)}, {})  # appending after a torn line still works
@@ -56,10 +58,7 @@ def test_torn_last_line_is_skipped(tmp_path):
 
 def test_measurements_written_before_the_one_meter_still_read(tmp_path):
     """Records of the profile's own Measurement (kl, ppl_change, tokens, reference_perplexity)."""
-    c = ProfileCache(KEY, tmp_path)
-    c.add_proxies("l0", {("int8-pc-sym", "rtn"): ProxyParts(1.0, 1.0, 1.0)}, {})
-    with open(c.path, "a") as fh:
-        fh.write('{"kind": "kl", "layer": "l0", "format": "int8-pc-sym", "measure_tokens": 512, "kl": 0.002, '
-                 '"ppl_change": 0.01, "tokens": 511, "reference_perplexity": 20.0}\n')
+    _cache_then_line(tmp_path, '{"kind": "kl", "layer": "l0", "format": "int8-pc-sym", "measure_tokens": 512, '
+                               '"kl": 0.002, "ppl_change": 0.01, "tokens": 511, "reference_perplexity": 20.0}\n')
     (m,) = ProfileCache(KEY, tmp_path).measurements(512).values()
     assert (m.kl, m.tokens, m.reference_perplexity) == (0.002, 511, 20.0) and abs(m.perplexity - 20.2) < 1e-9
