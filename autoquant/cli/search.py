@@ -39,7 +39,7 @@ def search(
     runtime: RuntimeOpt = "graphs",
     space: Annotated[Optional[str], typer.Option("--space", help="Search space YAML, or a bundled name (default, aggressive).")] = None,
     trials: Annotated[int, typer.Option("--trials", "-n", help="Trials to add to the study (proxy-scored, milliseconds each).")] = DEFAULT_TRIALS,
-    study: Annotated[Optional[str], typer.Option("--study", help="Study name; the same name resumes it and adds trials. Default: <space>-b<batch>-c<context>.")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="Study name; the same name resumes it and adds trials. Default: <space>-b<batch>-c<context> (plus a setup digest if that study holds another setup).")] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...). Default: runs/<model>/<study>/study.db.")] = None,
     calib: Annotated[Optional[str], typer.Option("--calib", help="Calibration text file for profiling. Default: embedded wikitext-2 validation.")] = None,
     eval_file: Annotated[Optional[str], typer.Option("--eval", help="Held-out text to measure plans on. Default: embedded wikitext-2 test.")] = None,

@@ -37,7 +37,7 @@ from autoquant.search.request import SearchRequest, default_study_name, validate
 from autoquant.search.result import SearchResult
 from autoquant.search.select import (check_reachable, feasible_front, feasible_hv_ratio, no_measured_fit,
                                      nothing_feasible, pick_to_measure, recommend)
-from autoquant.search.study import SearchStudy, default_storage, encode_choice, open_persistent
+from autoquant.search.study import SearchStudy, default_storage, encode_choice, open_search_study
 from autoquant.space import SearchSpace, load_space, restrict_quantizers
 
 BASELINES = ("fp16", "int8-pc-sym", "int4-g128-asym")
@@ -82,11 +82,13 @@ def run_search(req: SearchRequest) -> SearchResult:
             "so it needs the weights (`autoquant estimate` plans memory without them)"
         )
     # The storage and an existing study are checked before minutes of profiling, not after.
-    study_name = req.study or default_study_name(space, req.batch, req.context)
-    run_dir = search_run_dir(source, study_name, req.runs_dir)
-    storage = req.storage or default_storage(run_dir)
     model_fp = fingerprint(source)
-    open_persistent(study_name, storage, bare, model_fp)
+    opened = open_search_study(
+        req.study, default_study_name(space, req.batch, req.context),
+        lambda name: req.storage or default_storage(search_run_dir(source, name, req.runs_dir)), bare, model_fp,
+    )
+    study_name, storage = opened.name, opened.storage
+    run_dir = search_run_dir(source, study_name, req.runs_dir)
 
     # ---- 3. sensitivity --------------------------------------------------------------------------
     from autoquant.sensitivity import profile_sensitivity, save_profile
@@ -141,7 +143,7 @@ def run_search(req: SearchRequest) -> SearchResult:
         proxy_hv_ratio=feasible_hv_ratio(problem, budgets, proxy_front, choices),
         problem=problem, choices=choices, table_notes=list(table.notes), timings=timings,
     )
-    result.notes.extend(report.search_notes(result))
+    result.notes.extend(([opened.note] if opened.note else []) + report.search_notes(result))
     if recommended is not None:
         _annotate(recommended, result, budgets)
     timings["total"] = time.perf_counter() - t0

@@ -113,8 +113,26 @@ def objective_values(problem: SearchProblem, costs: PlanCosts) -> list[float]:
     return values
 
 
+def setup_digest(problem: SearchProblem, model_fingerprint: str) -> str:
+    """Six hex digits of everything a study is bound to: names a study for exactly this setup."""
+    signature = json.dumps(problem_signature(problem, model_fingerprint), sort_keys=True)
+    return hashlib.sha256(signature.encode()).hexdigest()[:6]
+
+
+class OtherSetupError(UserError):
+    """The named study exists and was made for another setup (model, space, batch, context)."""
+
+    def __init__(self, name: str, differences: str) -> None:
+        super().__init__(
+            f"study {name!r} was made for another setup ({differences}); "
+            "pass a new --study name, or the same model, space, batch and context to resume it"
+        )
+        self.differences = differences
+
+
 def open_persistent(name: str, storage: str, problem: SearchProblem, model_fingerprint: str) -> optuna.Study:
-    """The stored study, created or loaded; UserError for a bad URL or a study made for another setup.
+    """The stored study, created or loaded; UserError for a bad URL, OtherSetupError for a study
+    made for another setup.
 
     Needs only the problem's shape and space, so the CLI calls it before profiling too.
     """
@@ -127,12 +145,40 @@ def open_persistent(name: str, storage: str, problem: SearchProblem, model_finge
         study.set_user_attr(_GROUPS_KEY, [[g.label, [str(f) for f in g.choices]] for g in problem.groups])
     elif existing != signature:
         diff = [k for k in signature if existing.get(k) != signature[k]]
-        raise UserError(
-            f"study {name!r} was made for another setup "
-            f"({', '.join(f'{k}: {existing.get(k)!r} there, {signature[k]!r} now' for k in diff)}); "
-            "pass a new --study name, or the same model, space, batch and context to resume it"
-        )
+        raise OtherSetupError(name, ", ".join(f"{k}: {existing.get(k)!r} there, {signature[k]!r} now" for k in diff))
     return study
+
+
+@dataclass(frozen=True)
+class OpenedStudy:
+    name: str
+    storage: str
+    note: str | None  # why the name is not the one asked for; None when it is
+
+
+def open_search_study(requested: str | None, default: str, storage_for: Callable[[str], str],
+                      problem: SearchProblem, model_fingerprint: str) -> OpenedStudy:
+    """The study a search writes to, opened (checked) before minutes of profiling.
+
+    A --study name is the user's: a study of that name made for another setup is an error. An
+    unnamed search takes the readable default name; when that study holds another setup (an
+    edited or upgraded space, other weights under the same path) the search must not fail nor
+    overwrite it, so it takes the default name plus this setup's digest, and says so. The same
+    setup maps to the same name again, so a rerun resumes it.
+    """
+    name = requested or default
+    try:
+        open_persistent(name, storage_for(name), problem, model_fingerprint)
+        return OpenedStudy(name, storage_for(name), None)
+    except OtherSetupError as e:
+        if requested is not None:
+            raise
+        differences = e.differences
+    own = f"{default}-{setup_digest(problem, model_fingerprint)}"
+    open_persistent(own, storage_for(own), problem, model_fingerprint)
+    note = (f"study {default!r} holds a search of another setup ({differences}), kept as it was; "
+            f"this search is study {own!r} (pass --study to name it)")
+    return OpenedStudy(own, storage_for(own), note)
 
 
 def _create(name: str, storage: str, directions: list[str]) -> optuna.Study:

@@ -9,7 +9,7 @@ from search_fixtures import SMALL_SPACE, problem, tiny_shape
 from autoquant.errors import UserError
 from autoquant.search.dp import exact_front
 from autoquant.costs import Budgets
-from autoquant.search.study import SearchStudy, decode_choice, encode_choice
+from autoquant.search.study import SearchStudy, decode_choice, encode_choice, open_search_study
 from autoquant.space import parse_space
 
 BIG = Budgets(10**12)
@@ -100,6 +100,29 @@ def test_study_refuses_another_setup(tmp_path) -> None:
         _open(tmp_path, problem(tiny_shape(), other))
     with pytest.raises(UserError, match="context"):
         _open(tmp_path, problem(tiny_shape(), context=512))
+
+
+def test_unnamed_search_of_another_setup_gets_its_own_study(tmp_path) -> None:
+    """An upgraded or edited space must not stop `autoquant search` with the default name: the old
+    study stays as it was, the new setup gets (and on a rerun resumes) a study of its own."""
+    def storage_for(name: str) -> str:
+        (tmp_path / name).mkdir(exist_ok=True)
+        return f"sqlite:///{tmp_path / name / 'study.db'}"
+
+    old, new = problem(tiny_shape()), problem(tiny_shape(), context=512)
+    first = open_search_study(None, "default-b1", storage_for, old, "fp")
+    assert (first.name, first.note) == ("default-b1", None)
+    SearchStudy(first.name, first.storage, old, BIG, model_fingerprint="fp", seed=0).run(3)
+
+    other = open_search_study(None, "default-b1", storage_for, new, "fp")
+    assert other.name.startswith("default-b1-") and other.name != first.name
+    assert "another setup (context: " in other.note and repr(other.name) in other.note
+    assert open_search_study(None, "default-b1", storage_for, new, "fp").name == other.name  # resumable
+    assert open_search_study(None, "default-b1", storage_for, old, "fp") == first  # the old one, untouched
+    kept = optuna.load_study(study_name="default-b1", storage=first.storage)
+    assert len(kept.trials) > 0 and kept.user_attrs["autoquant_study"]["context"] == old.context
+    with pytest.raises(UserError, match="made for another setup"):  # a name the user chose is not renamed
+        open_search_study("default-b1", "default-b1", storage_for, new, "fp")
 
 
 def test_measurements_are_stored_as_trials(tmp_path) -> None:
