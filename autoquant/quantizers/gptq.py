@@ -26,7 +26,7 @@ BLOCK = 128  # columns per lazy-batch block
 def inverse_cholesky(h: torch.Tensor, damp: float = DAMP) -> torch.Tensor:
     """Upper Cholesky factor of (H + damp * mean(diag H) I)^-1: float32 as in the reference
     implementation, float64 where float32 loses positive definiteness."""
-    idx = torch.arange(h.shape[0])
+    idx = torch.arange(h.shape[0], device=h.device)
     for dtype in (torch.float32, torch.float64):
         hd = h.to(dtype).clone()
         hd[idx, idx] += damp * torch.mean(torch.diag(hd))
@@ -45,8 +45,9 @@ def gptq(w: torch.Tensor, fmt: QuantFormat, h: torch.Tensor, *, damp: float = DA
     if fmt.is_float or fmt.is_gguf:
         raise ValueError(f"gptq quantizes autoquant's integer formats, not {fmt}")
     n, k = w.shape
+    dev = w.device  # everything on W's device: a GPU profile or calibration quantizes on the GPU
     w = w.detach().float().clone()
-    h = h.detach().float().clone()
+    h = h.detach().float().to(dev).clone()
     dead = torch.diag(h) == 0  # inputs that never fire: their weights cannot matter
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
@@ -54,24 +55,25 @@ def gptq(w: torch.Tensor, fmt: QuantFormat, h: torch.Tensor, *, damp: float = DA
     grouped = fmt.group_size is not None
     if grouped:
         block = max(group, block - block % group)  # a group never straddles two blocks
-    scales = torch.zeros(n, fmt.groups(k), dtype=torch.float16)
-    zeros = None if fmt.symmetric else torch.zeros(n, fmt.groups(k), dtype=torch.uint8)
+    scales = torch.zeros(n, fmt.groups(k), dtype=torch.float16, device=dev)
+    zeros = None if fmt.symmetric else torch.zeros(n, fmt.groups(k), dtype=torch.uint8, device=dev)
     static = not grouped or act_order
     if static:  # qparams fixed up front: per channel, or static groups under act-order
         s, z = choose_qparams(w, fmt)
         scales[:] = s
         if zeros is not None:
             zeros[:] = z
-    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k)
+    perm = torch.argsort(torch.diag(h), descending=True) if act_order else torch.arange(k, device=dev)
     w, h = w[:, perm], h[perm][:, perm]
     u = inverse_cholesky(h, damp)
-    codes = torch.zeros(n, k, dtype=torch.uint8)
+    codes = torch.zeros(n, k, dtype=torch.uint8, device=dev)
+    columns = perm.tolist()  # once, not a device sync per column
     for b0 in range(0, k, block):
         b1 = min(b0 + block, k)
         w1 = w[:, b0:b1].clone()
         err = torch.zeros_like(w1)
         for i in range(b1 - b0):
-            col = int(perm[b0 + i])  # the column's place in the stored layout
+            col = columns[b0 + i]  # the column's place in the stored layout
             gi = col // group if grouped else 0
             if not static and col % group == 0:
                 s, z = choose_qparams(w1[:, i : i + group], fmt)
