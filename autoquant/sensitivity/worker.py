@@ -69,8 +69,8 @@ class ProfileWorker:
         if quantizer != "rtn":
             if stats is None:
                 raise ValueError(f"measuring {quantizer} needs the layer's calibration statistics")
-            h = torch.as_tensor(stats.input_sums[stats.input_of[layer]]).float()
-            seen, n = input_sum(self.model, layer, self.spec.measure_windows)
+            seen, n = input_sum(self.model, layer, self.spec.measure_windows)  # on the model's device
+            h = torch.as_tensor(stats.input_sums[stats.input_of[layer]], device=seen.device).float()
             if 2 * n <= stats.tokens:  # the measurement windows are a prefix of the calibration windows
                 h = h - seen
             weight = quantized_alone(linear_weight(self.model.get_submodule(layer)), f, quantizer, h)
