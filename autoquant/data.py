@@ -24,15 +24,29 @@ EVAL_DEFAULT = "wikitext2-test.txt"
 class TextSource:
     name: str  # file path, or "wikitext-2 validation (embedded)"
     text: str
+    embedded: bool = False
 
     @property
     def fingerprint(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
+    @property
+    def ref(self) -> TextRef:
+        """How a result names this text: a file by its absolute path, so it is found again."""
+        return TextRef(self.name if self.embedded else str(Path(self.name).resolve()), self.fingerprint)
+
+
+@dataclass(frozen=True)
+class TextRef:
+    """The text a result was made with (e.g. a plan's gptq/awq calibration): name and fingerprint."""
+
+    name: str  # an absolute file path, or the embedded split's label
+    fingerprint: str
+
 
 def _embedded(filename: str, label: str) -> TextSource:
     text = resources.files("autoquant.corpus").joinpath(filename).read_text(encoding="utf-8")
-    return TextSource(label, text)
+    return TextSource(label, text, embedded=True)
 
 
 def calibration_text(path: str | None = None) -> TextSource:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoquant.data import TextRef, TextSource, calibration_text
 from autoquant.errors import UserError
 from autoquant.formats import QuantFormat
 from autoquant.jsonfile import read_json, write_json
@@ -30,6 +31,9 @@ class Plan:
     model: str = ""  # how the model was named when the plan was made
     metadata: dict[str, Any] = field(default_factory=dict)  # search results, budgets, ...
     quantizers: dict[str, str] = field(default_factory=dict)  # layer name -> gptq/awq; absent: rtn
+    # The text its gptq/awq layers were calibrated on when the plan was made (search, evaluate):
+    # export calibrates on the same text, so the checkpoint is the plan that was measured.
+    calibration: TextRef | None = None
 
     @classmethod
     def uniform(cls, fmt: QuantFormat | str, layers: list[LinearLayer], model: str = "",
@@ -64,12 +68,15 @@ class Plan:
 
     @property
     def quantizer_digest(self) -> str:
-        """A short digest of the calibrated layers' quantizers; "" for round-to-nearest
-        throughout. Keys a measured plan together with its formats."""
+        """A short digest of the calibrated layers' quantizers and their calibration text; "" for
+        round-to-nearest throughout. Keys a measured plan together with its formats."""
         chosen = self.calibrated_layers
         if not chosen:
             return ""
-        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
+        keyed: dict[str, Any] = dict(chosen)
+        if self.calibration is not None:  # other text, other codes, other quality
+            keyed = {"layers": chosen, "calibration": self.calibration.fingerprint}
+        return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
     def weight_bytes(self, layers: list[LinearLayer]) -> int:
         """Bytes of the linear weights under this plan (biases excluded; see memory model)."""
@@ -104,7 +111,8 @@ class Plan:
             "metadata": self.metadata,
             "layers": {name: str(f) for name, f in self.formats.items()},
             "quantizers": {name: self.quantizer_of(name) for name in self.formats},
-        }
+        } | ({"calibration": {"text": self.calibration.name, "fingerprint": self.calibration.fingerprint}}
+             if self.calibration is not None and self.calibrated else {})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Plan:
@@ -115,11 +123,13 @@ class Plan:
             formats = {name: QuantFormat.parse(s) for name, s in d["layers"].items()}
             quantizers = {name: parse_quantizer(q) for name, q in d.get("quantizers", {}).items()
                           if parse_quantizer(q) != "rtn"}
-        except (KeyError, AttributeError, ValueError) as e:
+            cal = d.get("calibration")
+            calibration = None if cal is None else TextRef(str(cal["text"]), str(cal["fingerprint"]))
+        except (KeyError, AttributeError, ValueError, TypeError) as e:
             raise UserError(f"malformed plan file: {e}") from None
         if quantizers.keys() - formats.keys():
             raise UserError(f"malformed plan file: a quantizer for unknown layer {sorted(quantizers.keys() - formats.keys())[0]}")
-        return cls(formats, d.get("model", ""), d.get("metadata", {}), quantizers)
+        return cls(formats, d.get("model", ""), d.get("metadata", {}), quantizers, calibration)
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json(path, self.to_dict(), indent=2)
@@ -127,6 +137,29 @@ class Plan:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Plan:
         return cls.from_dict(read_json(path, "plan file"))
+
+
+def calibration_source(plan: Plan, path: str | None = None) -> tuple[TextSource, str | None]:
+    """The text to calibrate `plan`'s gptq/awq layers on, and a note when it is not the text the
+    plan was made with: `path` when given (e.g. --calib); else the plan's recorded text (its file
+    read again and its fingerprint checked); else wikitext-2 validation, the default everywhere.
+    UserError when the recorded text cannot be found as it was: no silent recalibration."""
+    rec = plan.calibration if plan.calibrated else None
+    if path is not None:
+        src = calibration_text(path)
+        if rec is not None and rec.fingerprint != src.fingerprint:
+            return src, (f"the plan's gptq/awq layers were measured calibrated on {rec.name}; "
+                         f"calibrating on {src.name} instead, so its quality may differ from the search's")
+        return src, None
+    default = calibration_text()
+    if rec is None or rec.fingerprint == default.fingerprint:
+        return default, None
+    if Path(rec.name).is_file():
+        src = calibration_text(rec.name)
+        if src.fingerprint == rec.fingerprint:
+            return src, None
+    raise UserError(f"the plan's gptq/awq layers were calibrated on {rec.name} (sha256 {rec.fingerprint}...), "
+                    "which is not there as it was; pass that text with {calib}", params=("calib",))
 
 
 def uniform_label(fmt: QuantFormat | str, quantizer: str = "rtn") -> str:

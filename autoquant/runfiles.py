@@ -21,6 +21,7 @@ from typing import Any
 
 import pydantic
 
+from autoquant.data import TextRef
 from autoquant.errors import UserError
 from autoquant.jsonfile import write_json
 
@@ -122,6 +123,7 @@ class FrontDocument:
     notes: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    calibration: TextRef | None = None  # the profile's and the gptq/awq layers' calibration text
 
     def to_dict(self) -> dict[str, Any]:
         return {FRONT_VERSION_KEY: FRONT_VERSION, **asdict(self)}

@@ -159,7 +159,8 @@ def plans_with_layers(run: SearchRun) -> dict[str, Plan]:
             formats = {name: QuantFormat.parse(f) for name, f in r.layers.items()}
             meta = {"memory_bytes": r.memory_bytes, "bits_per_weight": r.bits_per_weight, "decode_s": r.decode_s,
                     "proxy_kl": r.proxy_kl, "measured": None if r.measured is None else vars(r.measured)}
-            out[r.label] = Plan(formats, run.result.model, meta, dict(r.quantizers or {}))
+            out[r.label] = Plan(formats, run.result.model, meta, dict(r.quantizers or {}),
+                                calibration=run.result.calibration if r.quantizers else None)
     return out
 
 

@@ -96,3 +96,35 @@ def test_bad_quantizers_are_user_errors(tmp_path):
     d["quantizers"] = {layers[0].name: "nope"}
     with pytest.raises(UserError, match="malformed"):
         Plan.from_dict(d)
+
+
+
+def test_a_plan_records_its_calibration_text_and_finds_it_again(tmp_path, layers):
+    from dataclasses import replace
+
+    from autoquant.data import calibration_text, evaluation_text
+    from autoquant.plan import calibration_source
+
+    plan = Plan.uniform("int4-g32-sym", layers, quantizer="gptq")
+    default = calibration_text()
+    assert calibration_source(plan) == (default, None)  # nothing recorded: wikitext-2 validation
+
+    f = tmp_path / "calib.txt"
+    f.write_text(evaluation_text().text[:20_000])
+    plan.calibration = calibration_text(str(f)).ref
+    assert plan.calibration.name == str(f.resolve())  # found again from any working directory
+    again = Plan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert again.calibration == plan.calibration and again.quantizer_digest == plan.quantizer_digest
+    assert plan.quantizer_digest != replace(plan, calibration=default.ref).quantizer_digest  # other text, other key
+    assert calibration_source(again)[0].fingerprint == plan.calibration.fingerprint
+
+    other = tmp_path / "other.txt"
+    other.write_text(default.text[:20_000])
+    src, note = calibration_source(again, str(other))
+    assert src.name == str(other) and "calibrating on" in note  # an explicit --calib wins, and says so
+    f.unlink()
+    with pytest.raises(UserError, match="not there as it was"):
+        calibration_source(again)
+    rtn = Plan.uniform("int4-g32-sym", layers)
+    rtn.calibration = plan.calibration
+    assert "calibration" not in rtn.to_dict() and calibration_source(rtn) == (default, None)  # nothing to calibrate

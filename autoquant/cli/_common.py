@@ -42,8 +42,16 @@ QuantizerOpt = Annotated[
         "--quantizer",
         "-q",
         help="How a uniform plan's codes are chosen: rtn (round-to-nearest, default), gptq (error-compensating, "
-        "calibrated on wikitext-2 validation), awq (activation-aware scales folded into the norms/up_proj; "
+        "calibrated on --calib text), awq (activation-aware scales folded into the norms/up_proj; "
         "o_proj and lm_head keep rtn). A plan file names each layer's own.",
+    ),
+]
+CalibOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--calib",
+        help="Text file the gptq/awq layers are calibrated on. Default: the text a plan file records (what its "
+        "search measured), else wikitext-2 validation (embedded).",
     ),
 ]
 QuantizersOpt = Annotated[

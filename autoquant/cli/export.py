@@ -7,13 +7,13 @@ from typing import Annotated, Optional
 import typer
 
 from autoquant.costs import format_bytes
-from autoquant.cli._common import EngineOpt, ModelOpt, QuantizerOpt, console
+from autoquant.cli._common import CalibOpt, EngineOpt, ModelOpt, QuantizerOpt, console, err_console
 from autoquant.engines import default_engine
 from autoquant.errors import UserError
 from autoquant.export import DEFAULT_MAX_SHARD_SIZE, FORMATS, export_plan
 from autoquant.memory import ModelShape
 from autoquant.models import resolve_model
-from autoquant.plan import Plan, resolve_plan
+from autoquant.plan import Plan, calibration_source, resolve_plan
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +30,7 @@ def export(
     bf16: Annotated[bool, typer.Option("--bf16", help="Keep unquantized tensors in bf16 instead of fp16.")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")] = False,
     quantizer: QuantizerOpt = None,
+    calib: CalibOpt = None,
 ) -> None:
     """Quantize MODEL under PLAN and write a checkpoint ENGINE loads: sharded safetensors + index,
     config (with compressed-tensors' quantization_config), tokenizer, generation config, the plan, a README.
@@ -43,9 +44,17 @@ def export(
 
     engine = engine or default_engine(fmt=fmt)
     the_plan = _plan(plan, model, quantizer)
+    calib_text = None
+    if calib is not None:
+        calib_text, note = calibration_source(the_plan, calib)
+        if not the_plan.calibrated:
+            note = "--calib is not used: the plan has no gptq/awq layers, nothing is calibrated"
+        if note:
+            err_console.print(f"note: {note}")
     try:
         path = export_plan(the_plan, out, engine=engine, fmt=fmt, model=model, max_shard_size=max_shard_size,
-                           dtype=torch.bfloat16 if bf16 else torch.float16, progress=not no_progress)
+                           dtype=torch.bfloat16 if bf16 else torch.float16, progress=not no_progress,
+                           calib=calib_text)
     except UserError as e:
         raise e.with_flags({"out_dir": "--out"}) from None
     if path.is_file():  # a GGUF export is one file

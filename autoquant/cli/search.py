@@ -41,7 +41,7 @@ def search(
     trials: Annotated[int, typer.Option("--trials", "-n", help="Trials to add to the study (proxy-scored, milliseconds each).")] = DEFAULT_TRIALS,
     study: Annotated[Optional[str], typer.Option("--study", help="Study name; the same name resumes it and adds trials. Default: <space>-b<batch>-c<context> (plus a setup digest if that study holds another setup).")] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL (sqlite:///..., postgresql://...). Default: runs/<model>/<study>/study.db.")] = None,
-    calib: Annotated[Optional[str], typer.Option("--calib", help="Calibration text file for profiling. Default: embedded wikitext-2 validation.")] = None,
+    calib: Annotated[Optional[str], typer.Option("--calib", help="Calibration text file: the profile, and the gptq/awq layers of measured plans (recorded in plan.json). Default: embedded wikitext-2 validation.")] = None,
     eval_file: Annotated[Optional[str], typer.Option("--eval", help="Held-out text to measure plans on. Default: embedded wikitext-2 test.")] = None,
     eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Tokens of evaluation text per measurement (~2.7 ms a token for SmolLM2 on a CPU).")] = DEFAULT_EVAL_TOKENS,
     measure: Annotated[int, typer.Option("--measure", help="Front plans to measure for real, spread over memory (plus 3 uniform baselines, 4 with gptq).")] = DEFAULT_MEASURE,

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from autoquant.data import TextSource
 from autoquant.engines import DEFAULT_ENGINE, Engine, get_engine
 from autoquant.errors import UserError
 from autoquant.export.native import PLAN_FILE, export_checkpoint
-from autoquant.plan import Plan
+from autoquant.plan import Plan, calibration_source
 
 FORMATS = ("compressed-tensors", "autoquant", "gguf")
 DEFAULT_MAX_SHARD_SIZE = "5GB"
@@ -41,10 +43,12 @@ def _source_for(plan: Plan, model: str | None):
 
 def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAULT_ENGINE,
                 fmt: str | None = None, model: str | None = None, max_shard_size: str | int = DEFAULT_MAX_SHARD_SIZE,
-                dtype: torch.dtype = torch.float16, progress: bool = False, command: str | None = None) -> Path:
+                dtype: torch.dtype = torch.float16, progress: bool = False, command: str | None = None,
+                calib: TextSource | None = None) -> Path:
     """Quantize the plan's model (or `model`) under `plan` and write a checkpoint `engine` loads.
 
     `fmt` defaults to the engine's format (compressed-tensors for vllm and transformers).
+    gptq/awq layers are calibrated on `calib`, else on the text the plan records (`calibration_source`).
     Everything a user can get wrong raises UserError before any weight is read.
     """
     from autoquant.export.checks import check_exportable
@@ -74,8 +78,11 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
     meta_model = build_meta_model(load_config(source))
     layers = discover_layers(meta_model)
     check_exportable(plan, layers, eng, fmt, meta_model)
+    if plan.calibrated:  # the text found (or refused) before any weight is read
+        calib = calib or calibration_source(plan)[0]
+        plan = replace(plan, calibration=calib.ref)
     if fmt == "autoquant":
-        return export_checkpoint(source, plan, out, dtype=dtype)
+        return export_checkpoint(source, plan, out, dtype=dtype, calib=calib)
     if not source.has_weights:
         raise UserError(f"{source.display} holds only a config (no weights): nothing to export")
 
@@ -84,7 +91,7 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
 
     n = len(meta_model.state_dict())
     with Progress(progress) as ui:
-        tensors, quantized = _calibrated(source, plan, ui) if plan.calibrated else (
+        tensors, quantized = _calibrated(source, plan, ui, calib) if plan.calibrated else (
             SourceTensors(source_directory(source)), None)
         out.mkdir(parents=True, exist_ok=True)
         bar = ui.phase(f"exporting {source.display} ({fmt})", n)
@@ -97,14 +104,14 @@ def export_plan(plan: Plan, out_dir: str | Path, *, engine: str | Engine = DEFAU
     except UserError:
         pass  # a model directory without a tokenizer exports without one
     meta = dict(plan.metadata, engine=eng.name, export_format=fmt, export_dtype=str(dtype).removeprefix("torch."))
-    Plan(plan.formats, plan.model or source.display, meta, plan.quantizers).save(out / PLAN_FILE)
+    replace(plan, model=plan.model or source.display, metadata=meta).save(out / PLAN_FILE)
     (out / "README.md").write_text(model_card(
         plan, model=source.display, engine=eng.name, fmt=fmt, bits_per_weight=plan.bits_per_weight(layers),
         path=str(out), command=command or shlex.join(["autoquant", *sys.argv[1:]])))
     return out
 
 
-def _calibrated(source, plan: Plan, ui):
+def _calibrated(source, plan: Plan, ui, calib: TextSource):
     """gptq/awq: the whole float model loaded and quantized block by block on calibration text
     (not streamed: GPTQ's sequential calibration runs the model); its tensors and chosen codes."""
     from autoquant.export.streaming import ModelTensors
@@ -113,7 +120,7 @@ def _calibrated(source, plan: Plan, ui):
 
     model = load_model(source, dtype=torch.float32)
     bar = ui.phase(f"calibrating {source.display} (gptq/awq)", len(plan.formats))
-    quantized = quantize_model(model, plan.formats, plan.quantizers, calibration_windows(load_tokenizer(source)),
+    quantized = quantize_model(model, plan.formats, plan.quantizers, calibration_windows(load_tokenizer(source), calib),
                                on_layer=lambda _: ui.advance(bar))
     return ModelTensors(model.state_dict()), quantized
 

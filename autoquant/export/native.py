@@ -13,17 +13,19 @@ and loads the tensors: a 4-bit 70B checkpoint loads in about its own size.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from autoquant.apply import apply_plan
+from autoquant.data import TextSource
 from autoquant.errors import UserError
 from autoquant.jsonfile import write_text
 from autoquant.layers import discover_layers, linear_weight, set_module
 from autoquant.models import ModelSource, load_model, load_tokenizer
-from autoquant.plan import Plan
+from autoquant.plan import Plan, calibration_source
 
 PLAN_FILE = "autoquant_plan.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -40,8 +42,10 @@ model = load_quantized("{path}")          # CPU; pass device="cuda" for the Trit
 """
 
 
-def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtype: torch.dtype = torch.float16) -> Path:
-    """Quantize `source` under `plan` for real and write the checkpoint directory."""
+def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtype: torch.dtype = torch.float16,
+                      calib: TextSource | None = None) -> Path:
+    """Quantize `source` under `plan` for real and write the checkpoint directory (gptq/awq layers
+    calibrated on `calib`, else on the text the plan records)."""
     from safetensors.torch import save_model
 
     out = Path(out_dir)
@@ -54,7 +58,9 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
     if plan.calibrated:
         from autoquant.quantizers.calibrate import calibration_windows
 
-        calibration = calibration_windows(load_tokenizer(source))
+        calib = calib or calibration_source(plan)[0]
+        plan = replace(plan, calibration=calib.ref)
+        calibration = calibration_windows(load_tokenizer(source), calib)
     apply_plan(model, plan, mode="packed", calibration=calibration)
     _cast_float_weights(model, dtype)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +71,7 @@ def export_checkpoint(source: ModelSource, plan: Plan, out_dir: str | Path, dtyp
     except UserError:
         pass  # a model directory without a tokenizer exports without one
     meta = dict(plan.metadata, export_dtype=str(dtype).removeprefix("torch."))
-    Plan(plan.formats, plan.model or source.display, meta, plan.quantizers).save(out / PLAN_FILE)
+    replace(plan, model=plan.model or source.display, metadata=meta).save(out / PLAN_FILE)
     write_text(out / "README.md",
                _README.format(name=source.display, summary=plan.summary(), bpw=plan.bits_per_weight(layers), path=out))
     return out

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from autoquant.costs import PlanCosts
+from autoquant.data import TextRef
 from autoquant.formats import QuantFormat
 from autoquant.hardware import LatencyModel, PlanLatency, plan_latency
 from autoquant.layers import LinearLayer
@@ -105,6 +106,7 @@ class SearchProblem:
     context: int = 4096
     model_name: str = ""
     rest: _Rest | None = None
+    calibration: TextRef | None = None  # what gptq/awq layers are calibrated on (recorded in plans)
 
     @classmethod
     def build(
@@ -117,6 +119,7 @@ class SearchProblem:
         batch: int = 1,
         context: int = 4096,
         model_name: str = "",
+        calibration: TextRef | None = None,
     ) -> SearchProblem:
         by_name = {l.name: l for l in shape.layers}
         times, rest = ({}, None)
@@ -136,7 +139,8 @@ class SearchProblem:
                 pre = tuple(sum(times[(n, f)][1] for n in names) for f in choices)
                 meas = tuple(all(times[(n, f)][2] for n in names) for f in choices)
             groups.append(TieGroup(group_label(names), tuple(names), choices, kl, nbytes, dec, pre, meas, quantizers))
-        return cls(shape, space, groups, latency, batch, context, model_name, rest)
+        return cls(shape, space, groups, latency, batch, context, model_name, rest, calibration)
+
     @property
     def layers(self) -> list[LinearLayer]:
         return list(self.shape.layers)
@@ -156,7 +160,8 @@ class SearchProblem:
                 if g.quantizers and g.quantizers[c][i] != "rtn":
                     quantizers[name] = g.quantizers[c][i]
         # Keep the model's module order, as every other plan does.
-        return Plan({l.name: formats[l.name] for l in self.shape.layers}, self.model_name, quantizers=quantizers)
+        return Plan({l.name: formats[l.name] for l in self.shape.layers}, self.model_name, quantizers=quantizers,
+                    calibration=self.calibration if quantizers else None)
 
     def choice_of(self, plan: Plan) -> list[int]:
         """The inverse of `plan`; ValueError when the plan is outside the space."""

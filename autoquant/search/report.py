@@ -66,6 +66,7 @@ def front_document(result: SearchResult) -> FrontDocument:
         recommended=None if result.recommended is None else plan_point(result.recommended, result, True),
         layers=[LayerShape(l.name, l.out_features, l.in_features, l.role, l.block, l.tied) for l in result.problem.layers],
         notes=result.table_notes + result.notes,
+        calibration=result.problem.calibration,
         timings_s={k: round(v, 2) for k, v in result.timings.items()},
         files=result.files,
     )

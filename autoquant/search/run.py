@@ -101,7 +101,7 @@ def run_search(req: SearchRequest) -> SearchResult:
 
     # ---- 4. problem and exact proxy front ----------------------------------------------------------
     problem = SearchProblem.build(shape, space, table, latency_model, batch=req.batch, context=req.context,
-                                  model_name=source.display)
+                                  model_name=source.display, calibration=calib.ref)
     t = time.perf_counter()
     proxy_front = exact_front(problem)
     timings["dp"] = time.perf_counter() - t
@@ -127,7 +127,7 @@ def run_search(req: SearchRequest) -> SearchResult:
     measure_set = {front_idx[i] for i in to_measure}
 
     t = time.perf_counter()
-    plans, baselines = _measure(study, problem, records, front_idx, measure_set, source, eval_text, req)
+    plans, baselines = _measure(study, problem, records, front_idx, measure_set, source, eval_text, calib, req)
     timings["measure"] = time.perf_counter() - t
     front = ParetoFront(sorted(plans, key=lambda p: p.costs.memory_bytes), baselines)
 
@@ -155,7 +155,7 @@ def run_search(req: SearchRequest) -> SearchResult:
 
 def _measure(
     study: SearchStudy, problem: SearchProblem, records: list, front_idx: list[int], measure_set: set[int],
-    source: ModelSource, eval_text: TextSource, req: SearchRequest,
+    source: ModelSource, eval_text: TextSource, calib: TextSource, req: SearchRequest,
 ) -> tuple[list[FrontPlan], list[FrontPlan]]:
     """The front as FrontPlans (measured where chosen) and the measured uniform baselines.
 
@@ -164,20 +164,18 @@ def _measure(
     """
     cached = study.measurements()
     key = (eval_text.fingerprint, req.eval_tokens)
-    labels = baselines_for(problem.space)
-    todo = sum(study.baseline(b, *key) is None for b in labels)
+    uniform = {label: _baseline_plan(label, problem) for label in baselines_for(problem.space)}
+    todo = sum(study.baseline(_stored_as(label, plan), *key) is None for label, plan in uniform.items())
     todo += sum(_cached(cached, records[i].choice, problem.plan(records[i].choice), key) is None for i in measure_set)
     baselines, plans = [], []
     with Progress(req.progress and todo > 0) as ui:
-        measurer = LazyMeter(source, eval_text, req.eval_tokens, ui, _shared(source, req))
+        measurer = LazyMeter(source, eval_text, req.eval_tokens, ui, _shared(source, req), calib)
         bar = ui.phase("measuring plans (eval text)", todo)
-        for label in labels:
-            fmt, quantizer = parse_uniform_label(label)
-            plan = Plan.uniform(fmt, problem.layers, source.display, quantizer)
-            m = study.baseline(label, *key)
+        for label, plan in uniform.items():
+            m = study.baseline(_stored_as(label, plan), *key)
             if m is None:
                 m = measurer.measure(plan)
-                study.store_baseline(label, m)
+                study.store_baseline(_stored_as(label, plan), m)
                 ui.advance(bar)
             costs = plan_costs(problem.shape, plan, problem.latency, problem.batch, problem.context)
             baselines.append(FrontPlan(plan, costs, None, f"uniform {label}", m))
@@ -195,6 +193,19 @@ def _measure(
     return plans, baselines
 
 
+def _baseline_plan(label: str, problem: SearchProblem) -> Plan:
+    fmt, quantizer = parse_uniform_label(label)
+    plan = Plan.uniform(fmt, problem.layers, problem.model_name, quantizer)
+    if plan.calibrated:
+        plan.calibration = problem.calibration
+    return plan
+
+
+def _stored_as(label: str, plan: Plan) -> str:
+    """A baseline's key in the study: a calibrated one's with its calibration (other text, other codes)."""
+    return f"{label} [{plan.quantizer_digest}]" if plan.calibrated else label
+
+
 def _cached(cached: dict, choice: list[int], plan: Plan, key: tuple) -> dict | None:
     """The study's measurement of `choice`, unless it was made when the profile gave the plan's
     layers other quantizers (a choice codes formats only)."""
@@ -209,8 +220,9 @@ class LazyMeter:
     measured before finishes in seconds."""
 
     def __init__(self, source: ModelSource, text: TextSource, tokens: int, ui: Progress,
-                 shared: MeasuredPlans | None = None) -> None:
+                 shared: MeasuredPlans | None = None, calib: TextSource | None = None) -> None:
         self.source, self.text, self.tokens, self.ui, self.shared = source, text, tokens, ui, shared
+        self.calib = calib  # what gptq/awq layers are calibrated on: the search's --calib text
         self._meter: QualityMeter | None = None
 
     def measure(self, plan: Plan) -> dict[str, Any]:
@@ -232,7 +244,7 @@ class LazyMeter:
             from autoquant.models import load_tokenizer
             from autoquant.quantizers.calibrate import calibration_windows
 
-            self._meter.calibration = calibration_windows(load_tokenizer(self.source))
+            self._meter.calibration = calibration_windows(load_tokenizer(self.source), self.calib)
         # Keyed by the requested token count: the cache is checked before any tokenizing.
         measured = {**self._meter.measure(plan).to_dict(), "eval_tokens": self.tokens}
         return measured | ({"quantizers": plan.quantizer_digest} if plan.quantizer_digest else {})

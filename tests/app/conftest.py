@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from autoquant.cli import main
+from autoquant.data import calibration_text
 
 
 def _tiny_model_with_tokenizer(path: Path) -> Path:
@@ -33,8 +34,11 @@ def searched_runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("app-runs")
     model = _tiny_model_with_tokenizer(root / "tiny-llama")
     runs = root / "runs"
-    for budget in ("549.6MB", "560MB"):  # fixed overhead ~542 MB: the first budget binds
+    calib = root / "calib.txt"  # the second search calibrates on a file of its own (recorded in its plans)
+    calib.write_text(calibration_text().text[200_000:600_000])
+    for budget, calib_args in (("549.6MB", []), ("560MB", ["--calib", str(calib)])):  # overhead ~542 MB: the first binds
         code = main(["search", "--model", str(model), "--budget", budget, "--trials", "60", "--eval-tokens", "256",
-                     "--measure", "3", "--study", f"b{budget.lower().replace('.', '_')}", "--runs-dir", str(runs), "--no-progress"])
+                     "--measure", "3", "--study", f"b{budget.lower().replace('.', '_')}", "--runs-dir", str(runs),
+                     "--no-progress", *calib_args])
         assert code == 0, f"search --budget {budget} exited {code}"
     return runs

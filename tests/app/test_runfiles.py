@@ -43,6 +43,24 @@ def test_frames_of_a_real_run(searched_runs):
     assert sorted(cmp["memory_budget_GB"]) == pytest.approx([0.5496, 0.56])
 
 
+def test_a_run_records_the_text_its_gptq_layers_were_calibrated_on(searched_runs):
+    """`search --calib FILE`: the run, its plan.json and the plans the app exports name that file,
+    so export calibrates the codes the search measured; a run without --calib names the default."""
+    from autoquant.plan import Plan
+
+    runs = {r.name.rpartition(" / ")[2]: r for r in find_runs(searched_runs)}
+    assert runs["b549_6mb"].result.calibration.name == "wikitext-2 validation (embedded)"
+    run = runs["b560mb"]
+    calib = run.result.calibration
+    assert calib.name == str(searched_runs.parent / "calib.txt") and len(calib.fingerprint) == 16
+    plans = plans_with_layers(run)
+    assert any(p.calibrated for p in plans.values())  # the default space lets gptq win somewhere
+    for p in plans.values():
+        assert p.calibration == (calib if p.quantizers else None)
+    saved = Plan.load(run.path / "plan.json")
+    assert saved.calibration == (calib if saved.calibrated else None)
+
+
 @pytest.mark.parametrize(("mangle", "needle"), [
     (lambda t: t[: len(t) // 2], "truncated or not JSON"),
     (lambda t: json.dumps({**json.loads(t), "autoquant_search_version": 1}), f"reads version {FRONT_VERSION}: re-run"),

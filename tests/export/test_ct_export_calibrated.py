@@ -44,3 +44,34 @@ def test_gguf_refuses_a_calibrated_plan(tmp_path):
     plan = Plan.uniform("int8-pc-sym", discover_layers(model), str(src), "gptq")
     with pytest.raises(UserError, match="llama.cpp's own block quantization"):
         export_plan(plan, tmp_path / "out.gguf", engine="llamacpp", fmt="gguf")
+
+
+def test_export_calibrates_on_the_text_the_plan_records(tmp_path):
+    """A searched plan records its --calib text; export calibrates on it (not the default), and
+    refuses, in one line, when that text is no longer there as it was."""
+    from autoquant.data import calibration_text, evaluation_text
+    from autoquant.errors import UserError
+
+    src = tmp_path / "tiny"
+    save_tiny_model(src)
+    mine = tmp_path / "domain.txt"
+    mine.write_text(evaluation_text().text[:40_000])
+    text = calibration_text(str(mine))
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    plan = Plan.uniform("int4-g32-sym", discover_layers(model), str(src), "gptq")
+    plan.calibration = text.ref
+    out = export_plan(plan, tmp_path / "ct", engine="transformers")
+    tokenizer = load_tokenizer(resolve_model(str(src)))
+    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)(ids).logits
+        for windows, same in ((calibration_windows(tokenizer, text), True), (calibration_windows(tokenizer), False)):
+            fake = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+            apply_plan(fake, plan, "fake", calibration=windows)
+            assert torch.allclose(got, fake(ids).logits, atol=2e-3, rtol=2e-3) == same
+    assert Plan.load(out / "autoquant_plan.json").calibration == text.ref
+
+    mine.write_text(evaluation_text().text[40_000:80_000])
+    with pytest.raises(UserError, match="calibrated on .*domain.txt.*not there as it was"):
+        export_plan(plan, tmp_path / "again", engine="transformers")
+    assert not (tmp_path / "again").exists()  # refused before anything was written
