@@ -135,7 +135,7 @@ class SearchOutcome:
     quality: Quality | None = None
     memory_bytes: int | None = None
     latency: Latency | None = None
-    formats: dict[str, str] | None = None  # the recommended plan, layer -> format
+    formats: dict[str, str] | None = None  # the recommended plan, layer -> format [(quantizer)] (Plan.assignments)
     files: dict[str, bytes] = field(default_factory=dict)  # name -> content
     cache_files: dict[str, bytes] = field(default_factory=dict)  # the model's measured plans, for later searches
     seconds: float = 0.0

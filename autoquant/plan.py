@@ -78,6 +78,12 @@ class Plan:
             keyed = {"layers": chosen, "calibration": self.calibration.fingerprint}
         return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
+    def assignments(self) -> dict[str, str]:
+        """Layer -> its format and, where calibrated, quantizer: `int4-g128-asym (gptq)`. What a
+        comparison of two plans compares (the schedule's catalog of changes)."""
+        chosen = self.calibrated_layers
+        return {n: uniform_label(f, chosen.get(n, "rtn")) for n, f in self.formats.items()}
+
     def weight_bytes(self, layers: list[LinearLayer]) -> int:
         """Bytes of the linear weights under this plan (biases excluded; see memory model)."""
         return sum(self.format_of(l).storage_bytes(l.out_features, l.in_features) for l in layers)

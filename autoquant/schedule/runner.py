@@ -126,7 +126,7 @@ def search_target(rt: ResolvedTarget, fleet: FleetSpec, cache_files: dict[str, b
             quality=Quality(float(m["perplexity"]), float(m["ppl_change"]), float(m["kl"])),
             memory_bytes=int(c.memory_bytes),
             latency=Latency(c.decode_s * 1e3, c.prefill_s * 1e3, bool(c.latency_estimated), result.hardware),
-            formats={name: str(f) for name, f in rec.plan.formats.items()},
+            formats=rec.plan.assignments(),
             files=_files(Path(scratch)), cache_files=_read(shared), seconds=time.perf_counter() - t0,
         )
 
@@ -182,7 +182,7 @@ def _plan_formats(path: Path) -> dict[str, str] | None:
     from autoquant.plan import Plan
 
     try:
-        return {name: str(f) for name, f in Plan.load(path).formats.items()}
+        return Plan.load(path).assignments()
     except (UserError, OSError):
         return None
 

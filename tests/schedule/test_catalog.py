@@ -49,3 +49,18 @@ def test_changes_name_new_changed_and_infeasible_targets() -> None:
     gone = _entry(feasible=False, plan=None, quality=None, memory_bytes=None, latency=None, reason="no plan fits")
     assert compare("t", old, gone, {"a": "fp16"}, None).kind == "infeasible"
     assert compare("t", old, _entry(), {"a": "fp16"}, {"a": "fp16"}).kind == "unchanged"
+
+
+def test_a_plan_that_changed_only_its_quantizers_changed() -> None:
+    """A re-search that keeps every format but lets gptq take a layer has another plan, not the same."""
+    from autoquant.layers import LinearLayer
+    from autoquant.plan import Plan
+
+    layers = [LinearLayer("a", 64, 64, "q", 0), LinearLayer("b", 64, 64, "down", 0)]
+    before = Plan.uniform("int4-g128-asym", layers)
+    after = Plan.uniform("int4-g128-asym", layers)
+    after.quantizers = {"b": "gptq"}
+    assert after.assignments() == {"a": "int4-g128-asym", "b": "int4-g128-asym (gptq)"}
+    better = _entry(quality=Quality(17.1, 0.015, 0.012))
+    change = compare("t", _entry(), better, before.assignments(), after.assignments())
+    assert change.kind == "changed" and "plan changed (1 of 2 layers)" in change.text
