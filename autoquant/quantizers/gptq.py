@@ -8,7 +8,8 @@ scale and zero are chosen when its first column is reached, from the weights as 
 (the reference implementation's order). With `act_order` the columns go in order of decreasing
 diag(H), but the groups' qparams are fixed beforehand from the untouched weights ("static
 groups"), so the stored layout stays contiguous groups that every kernel and export serves.
-All rounding goes through `autoquant.quant.quantize_codes`. Whole-model quantization
+Columns are rounded with `autoquant.quant.quantize_codes`' float32 arithmetic, written inline
+(the loop is launch-bound; the codes are identical). Whole-model quantization
 (`calibrate.quantize_model`) uses act-order by default.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from autoquant.formats import QuantFormat
-from autoquant.quant import QuantizedWeight, choose_qparams, pack_weight, quantize_codes
+from autoquant.quant import QuantizedWeight, choose_qparams, pack_weight
 
 DAMP = 0.01  # fraction of mean(diag H) added to the diagonal (the paper's default)
 BLOCK = 128  # columns per lazy-batch block
@@ -68,6 +69,12 @@ def gptq(w: torch.Tensor, fmt: QuantFormat, h: torch.Tensor, *, damp: float = DA
     u = inverse_cholesky(h, damp)
     codes = torch.zeros(n, k, dtype=torch.uint8, device=dev)
     columns = perm.tolist()  # once, not a device sync per column
+    # The column loop is launch-bound (a handful of small kernels per column): the qparams are kept
+    # as float32 beside their fp16/uint8 stored form, and each column is rounded here with the same
+    # float32 arithmetic as quantize_codes (tests/quantizers/test_gptq.py checks the codes).
+    sf = scales.float()
+    zf = None if zeros is None else zeros.float()
+    qmax = float(fmt.qmax)
     for b0 in range(0, k, block):
         b1 = min(b0 + block, k)
         w1 = w[:, b0:b1].clone()
@@ -78,15 +85,16 @@ def gptq(w: torch.Tensor, fmt: QuantFormat, h: torch.Tensor, *, damp: float = DA
             if not static and col % group == 0:
                 s, z = choose_qparams(w1[:, i : i + group], fmt)
                 scales[:, gi : gi + 1] = s
+                sf[:, gi : gi + 1] = s.float()
                 if zeros is not None:
                     zeros[:, gi : gi + 1] = z
-            s = scales[:, gi : gi + 1]
-            z = None if zeros is None else zeros[:, gi : gi + 1]
-            q = quantize_codes(w1[:, i : i + 1], fmt, s, z)
-            codes[:, col] = q[:, 0]
-            zf = float(fmt.sym_zero) if z is None else z.float()
-            deq = ((q.float() - zf) * s.float())[:, 0]
-            e = (w1[:, i] - deq) / u[b0 + i, b0 + i]
+                    zf[:, gi : gi + 1] = z.float()
+            s_col = sf[:, gi]
+            z_col = float(fmt.sym_zero) if zf is None else zf[:, gi]
+            x = w1[:, i]
+            q = torch.round(x / s_col).add_(z_col).clamp_(0, qmax)
+            codes[:, col] = q
+            e = (x - (q - z_col) * s_col) / u[b0 + i, b0 + i]
             w1[:, i:].addr_(e, u[b0 + i, b0 + i : b1], alpha=-1.0)
             err[:, i] = e
         w[:, b1:] -= err @ u[b0:b1, b1:]

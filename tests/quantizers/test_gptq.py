@@ -50,6 +50,18 @@ def test_gptq_matches_the_dense_algorithm(fmt):
     assert (ours == ref).float().mean() > 0.995
 
 
+@pytest.mark.parametrize("fmt", ["int4-g32-asym", "int4-g128-sym", "int8-pc-sym", "int4-pc-asym"])
+@pytest.mark.parametrize("act_order", [False, True])
+def test_uncorrelated_inputs_give_exactly_round_to_nearest(fmt, act_order):
+    """H = I: no error to spread, so every code is rtn's, bit for bit: the column loop rounds with
+    quantize_codes' arithmetic (it is written inline there, for speed)."""
+    fmt = QuantFormat.parse(fmt)
+    w, _ = _layer(seed=2)
+    ours, rtn = gptq(w, fmt, torch.eye(w.shape[1]), act_order=act_order), quantize(w, fmt)
+    assert torch.equal(unpacked_codes(ours), unpacked_codes(rtn)) and torch.equal(ours.scales, rtn.scales)
+    assert ours.zeros is None if rtn.zeros is None else torch.equal(ours.zeros, rtn.zeros)
+
+
 @pytest.mark.parametrize("fmt", ["int4-g32-asym", "int4-g32-sym", "int8-pc-sym", "int4-pc-asym"])
 @pytest.mark.parametrize("act_order", [False, True])
 def test_gptq_output_error_is_well_under_rtn(fmt, act_order):
